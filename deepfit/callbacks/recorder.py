@@ -1,0 +1,168 @@
+"""Recorder: losses, hyper-parameters and metrics of every batch and epoch, with plots."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..optim import get_hyper, has_hyper
+from .core import Callback
+
+__all__ = ["Recorder", "smooth_losses"]
+
+
+def smooth_losses(losses: np.ndarray, beta: float = 0.98, avg: float = 0.0, start: int = 0) -> tuple[np.ndarray, float]:
+    """Exponentially smoothed, bias-corrected losses: avg_i = beta*avg_{i-1} + (1-beta)*l_i and
+    smooth_i = avg_i / (1 - beta**i) (i counted from 1 + `start`). Returns (smoothed, last avg)."""
+    out = np.empty(len(losses))
+    for i, l in enumerate(losses):
+        avg = beta * avg + (1 - beta) * float(l)
+        out[i] = avg / (1 - beta ** (start + i + 1))
+    return out, avg
+
+
+class Recorder(Callback):
+    """Keeps, for the current fit: `losses` (per training batch), `smooth_losses` (beta 0.98),
+    `lrs` and `moms` (last param group, per batch), `hps` (every scheduled hyper-parameter, per group)
+    and `log`, one dict per epoch: epoch, train_loss, valid_loss, each metric and time.
+
+    Per-batch losses stay on the device as tensors during an epoch and are read back once at its end,
+    so recording costs no host-device synchronisation inside the step.
+    """
+
+    order = 50
+
+    def __init__(self, beta: float = 0.98) -> None:
+        self.beta = beta
+        self.losses: list[float] = []
+        self.smooth_losses: list[float] = []
+        self.lrs: list[float] = []
+        self.moms: list[float] = []
+        self.log: list[dict[str, Any]] = []
+        self.last_valid: dict[str, float] = {}
+        self.lr_find_result: Any = None
+
+    def before_fit(self) -> None:
+        self.losses, self.smooth_losses, self.lrs, self.moms, self.log = [], [], [], [], []
+        self._avg = 0.0
+        self._has_mom = has_hyper(self.learner.opt, "mom")
+
+    def before_train(self) -> None:
+        self._epoch_losses: list[torch.Tensor] = []
+        self._t0 = time.perf_counter()
+
+    def after_batch(self) -> None:
+        learn = self.learner
+        if learn.training:
+            if learn.loss is not None:
+                self._epoch_losses.append(learn.loss)
+            self.lrs.append(learn.opt.param_groups[-1]["lr"])
+            if self._has_mom:
+                self.moms.append(get_hyper(learn.opt, "mom")[-1])
+        elif learn.loss is not None and learn.yb:
+            n = len(learn.yb[0])
+            self._vloss = self._vloss + learn.loss.float() * n
+            self._vcount += n
+            for m in learn.metrics:
+                m.accumulate(learn.pred, *learn.yb)
+
+    def after_train(self) -> None:
+        vals = torch.stack(self._epoch_losses).float().cpu().numpy() if self._epoch_losses else np.zeros(0)
+        smooth, self._avg = smooth_losses(vals, self.beta, self._avg, start=len(self.losses))
+        self.losses.extend(vals.tolist())
+        self.smooth_losses.extend(smooth.tolist())
+        self._train_loss = float(vals.mean()) if len(vals) else float("nan")
+        self._train_time = time.perf_counter() - self._t0
+        self.last_valid = {}
+
+    def before_validate(self) -> None:
+        self._vloss = torch.zeros((), device=self.learner.dls.device)
+        self._vcount = 0
+        self._tv = time.perf_counter()
+        for m in self.learner.metrics:
+            m.reset()
+
+    def after_validate(self) -> None:
+        res = {"valid_loss": float(self._vloss) / max(self._vcount, 1)}
+        for m in self.learner.metrics:
+            res[m.name] = m.value
+        self.last_valid = res
+
+    def before_epoch(self) -> None:
+        self._te = time.perf_counter()
+        self.last_valid = {}
+        self._train_loss = float("nan")
+
+    def after_epoch(self) -> None:
+        row: dict[str, Any] = {"epoch": self.learner.epoch, "train_loss": self._train_loss}
+        row.update(self.last_valid)
+        row["time"] = time.perf_counter() - self._te
+        self.log.append(row)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return ["epoch", "train_loss", "valid_loss"] + [m.name for m in self.learner.metrics] + ["time"]
+
+    # ---- plots ---------------------------------------------------------------------------------------
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True, fname: str | Path | None = None) -> Any:
+        """Training loss per batch (raw and smoothed) and, per epoch, the validation loss."""
+        import matplotlib
+        matplotlib.use("Agg") if fname is not None else None
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        it = np.arange(len(self.losses))[skip_start:]
+        ax.plot(it, self.losses[skip_start:], alpha=0.3, label="train (batch)")
+        ax.plot(it, self.smooth_losses[skip_start:], label="train (smoothed)")
+        if with_valid and self.log and "valid_loss" in self.log[0]:
+            n_b = len(self.losses) / max(len(self.log), 1)
+            x = [(i + 1) * n_b - 1 for i in range(len(self.log))]
+            ax.plot(x, [r.get("valid_loss", np.nan) for r in self.log], "o-", label="valid")
+        ax.set_xlabel("batch")
+        ax.set_ylabel("loss")
+        ax.legend()
+        return _finish(fig, fname)
+
+    def plot_sched(self, fname: str | Path | None = None) -> Any:
+        """Learning rate (and momentum, when there is one) per training batch."""
+        import matplotlib.pyplot as plt
+        n = 2 if self.moms else 1
+        fig, axs = plt.subplots(1, n, figsize=(5 * n, 3.5))
+        axs = np.atleast_1d(axs)
+        axs[0].plot(self.lrs)
+        axs[0].set_title("learning rate")
+        if self.moms:
+            axs[1].plot(self.moms)
+            axs[1].set_title("momentum")
+        for a in axs:
+            a.set_xlabel("batch")
+        return _finish(fig, fname)
+
+    def plot_lr_find(self, fname: str | Path | None = None) -> Any:
+        """Smoothed loss against learning rate (log axis) from the last `lr_find`, suggestions marked."""
+        res = self.lr_find_result
+        if res is None:
+            raise RuntimeError("Run `learn.lr_find()` before `plot_lr_find()`.")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(res.lrs, res.losses)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (log scale)")
+        ax.set_ylabel("smoothed loss")
+        for (name, lr), c in zip(res.suggestions().items(), ["C1", "C2", "C3"]):
+            i = int(np.argmin(np.abs(np.log(res.lrs) - np.log(lr))))
+            ax.plot([lr], [res.losses[i]], "o", color=c, label=f"{name}: {lr:.2e}")
+        ax.legend()
+        return _finish(fig, fname)
+
+
+def _finish(fig: Any, fname: str | Path | None) -> Any:
+    fig.tight_layout()
+    if fname is not None:
+        Path(fname).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(fname, dpi=100)
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    return fig

@@ -1,0 +1,166 @@
+"""Export a trained Learner for inference as one safetensors file, and load it back.
+
+The file holds the model's weights as tensors and, in the safetensors JSON header, everything else:
+a format version, the model's class name and constructor config, the loss, and the data's
+preprocessing state (vocabularies, normalisation statistics). Loading never unpickles or runs code
+from the file: it reads tensors and JSON, then builds the model from a registry of known classes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import nn
+
+from . import __version__
+from .losses import loss_from_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .learner import Learner
+
+__all__ = ["register_model", "register_dls", "export_learner", "load_learner", "ExportError", "FORMAT_VERSION",
+           "read_header"]
+
+FORMAT_VERSION = 1
+_MODELS: dict[str, type[nn.Module]] = {}
+_DLS: dict[str, Callable[[dict[str, Any], dict[str, torch.Tensor]], Any]] = {}
+
+
+class ExportError(ValueError):
+    """An exported model file cannot be written or read (with the reason and what to do)."""
+
+
+def register_model(cls: type[nn.Module]) -> type[nn.Module]:
+    """Make a model class exportable. It must have `get_config() -> dict` (JSON-able) such that
+    `cls(**config)` rebuilds it. Usable as a class decorator."""
+    if not hasattr(cls, "get_config"):
+        raise TypeError(f"{cls.__name__} needs a get_config() method returning its constructor arguments.")
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+def register_dls(name: str, builder: Callable[[dict[str, Any], dict[str, torch.Tensor]], Any]) -> None:
+    """Register how to rebuild an inference-only DataLoaders from its exported (json, tensors) state."""
+    _DLS[name] = builder
+
+
+def _register_builtin() -> None:
+    from .layers import MLP, LogisticRegression
+    for c in (MLP, LogisticRegression):
+        _MODELS.setdefault(c.__name__, c)
+
+
+def export_learner(learn: "Learner", path: Path) -> Path:
+    from safetensors.torch import save_file
+    _register_builtin()
+    model = learn.model
+    name = type(model).__name__
+    if name not in _MODELS or not hasattr(model, "get_config"):
+        raise ExportError(f"Cannot export a {name}: register it with deepfit.export.register_model (it needs a "
+                          "get_config() method), or save the weights with learn.save().")
+    loss_name = type(learn.loss_func).__name__
+    try:
+        loss_from_name(loss_name)
+    except ValueError:
+        raise ExportError(f"Cannot export the loss {loss_name}: use one of deepfit.losses' classes.") from None
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    dls_meta: dict[str, Any] = {}
+    exp = getattr(learn.dls, "export_state", None)
+    if exp is not None:
+        dls_meta, dls_tensors = exp()
+        tensors.update({f"dls.{k}": v.detach().cpu().contiguous() for k, v in dls_tensors.items()})
+    header = {
+        "format": "deepfit", "format_version": str(FORMAT_VERSION), "deepfit_version": __version__,
+        "model_class": name, "model_config": json.dumps(model.get_config()), "loss": loss_name,
+        "dls_class": type(learn.dls).__name__ if exp is not None else "", "dls_state": json.dumps(dls_meta),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=header)
+    tmp.replace(path)  # never leave a half-written file under the final name
+    return path
+
+
+def read_header(path: str | Path) -> dict[str, str]:
+    """The JSON metadata of an exported file, with clear errors for missing/corrupted/foreign files."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No exported model at {path}.")
+    raw = path.read_bytes()[:8]
+    if len(raw) < 8:
+        raise ExportError(f"{path} is empty or truncated: it is not an exported deepfit model.")
+    n = int.from_bytes(raw, "little")
+    size = path.stat().st_size
+    if n <= 0 or n + 8 > size:
+        raise ExportError(f"{path} is truncated or not a safetensors file (header claims {n} bytes, the file has "
+                          f"{size}). Export the model again.")
+    try:
+        with open(path, "rb") as f:
+            f.seek(8)
+            meta = json.loads(f.read(n)).get("__metadata__", {})
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ExportError(f"{path} has a corrupted header ({e}). Export the model again.") from None
+    if meta.get("format") != "deepfit":
+        raise ExportError(f"{path} is a safetensors file but not a deepfit export (no deepfit header).")
+    return meta
+
+
+def load_learner(path: str | Path, device: str | torch.device | None = None) -> "Learner":
+    """Load a file written by `Learner.export` for inference (`predict`, `get_preds`).
+
+    Raises:
+        ExportError: the file is truncated/corrupted, from a newer format, or its weights do not fit
+            the model described in it.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from .learner import Learner
+    _register_builtin()
+    path = Path(path)
+    meta = read_header(path)
+    version = int(meta.get("format_version", "0"))
+    if version > FORMAT_VERSION:
+        raise ExportError(f"{path} was written by deepfit {meta.get('deepfit_version')} (format {version}); this is "
+                          f"deepfit {__version__} (format {FORMAT_VERSION}). Upgrade deepfit to load it.")
+    cls_name = meta["model_class"]
+    if cls_name not in _MODELS:
+        _import_applications()
+    if cls_name not in _MODELS:
+        raise ExportError(f"{path} holds a {cls_name} model, which this deepfit does not know.")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ExportError(f"{path} is truncated or corrupted ({e}). Export the model again.") from None
+    model = _MODELS[cls_name](**json.loads(meta["model_config"]))
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ExportError(f"The weights in {path} do not fit the {cls_name} they describe: {e}") from None
+    dls_tensors = {k[len("dls."):]: v for k, v in tensors.items() if k.startswith("dls.")}
+    dls_name = meta.get("dls_class", "")
+    from .data.core import DataLoader, DataLoaders
+    if dls_name:
+        if dls_name not in _DLS:
+            _import_applications()
+        if dls_name not in _DLS:
+            raise ExportError(f"{path} needs the {dls_name} data pipeline, which this deepfit does not know.")
+        dls = _DLS[dls_name](json.loads(meta["dls_state"]), dls_tensors)
+    else:
+        dls = DataLoaders(DataLoader(torch.zeros(1, 1), torch.zeros(1), bs=1))
+    if device is not None:
+        dls.to(device)
+    learn = Learner(dls, model, loss_func=loss_from_name(meta["loss"]), progress=False)
+    return learn
+
+
+def _import_applications() -> None:
+    # Importing an application registers its models and data pipelines.
+    import importlib
+    for mod in ("deepfit.collab", "deepfit.tabular"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass

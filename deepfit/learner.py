@@ -1,0 +1,564 @@
+"""The Learner: a model, its data, a loss and an optimizer, trained by one short loop with events.
+
+Read top to bottom: construction, the loop (`fit` -> epoch -> train/validate -> batch), the `fit_*`
+schedules, layer groups and freezing, prediction, and saving.
+
+Example:
+    >>> learn = Learner(dls, model, loss_func=CrossEntropyLoss(), metrics=[accuracy])
+    >>> learn.fit_one_cycle(3, 1e-2)
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .callbacks.core import (EVENTS, Callback, CancelBackward, CancelBatch, CancelEpoch, CancelFit, CancelStep,
+                             CancelTrain, CancelValidate)
+from .callbacks.schedule import SuggestedLRs
+from .data.core import DataLoader, DataLoaders
+from .losses import activation_for, decode_for
+from .metrics import Metric, to_metric
+from .optim import Adam, get_hyper, has_hyper, set_hyper
+from . import schedule as sched
+from .utils import check_positive, listify, to_device
+
+__all__ = ["Learner", "params_of", "trainable_params"]
+
+LrArg = float | slice | Sequence[float] | np.ndarray
+
+
+def params_of(m: nn.Module | Iterable) -> list[nn.Parameter]:
+    """All parameters of a module (or of each module in an iterable)."""
+    if isinstance(m, nn.Module):
+        return list(m.parameters())
+    return [p for mod in m for p in (mod.parameters() if isinstance(mod, nn.Module) else [mod])]
+
+
+def trainable_params(m: nn.Module) -> list[nn.Parameter]:
+    return [p for p in m.parameters() if p.requires_grad]
+
+
+_BN_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+
+
+class Learner:
+    """Train a PyTorch model on `DataLoaders`.
+
+    Args:
+        dls: the training / validation data.
+        model: any `nn.Module` taking the inputs of a batch (`model(*xb)`).
+        loss_func: `loss_func(pred, *yb)`; deepfit's losses also define the final activation.
+        opt_func: builds the optimizer: `opt_func(param_groups, lr=lr)`. Default deepfit's `Adam`.
+        lr: default (maximum) learning rate for `fit*` when none is passed.
+        wd: weight decay; decoupled ("true") or L2 depending on the optimizer's `decouple_wd`.
+        metrics: functions or `Metric`s computed on the validation set each epoch.
+        cbs: extra callbacks for every fit.
+        splitter: `splitter(model) -> list of parameter lists (or modules)`, one per layer group;
+            default a single group.
+        path / model_dir: where `save` / `load` / `export` write.
+        train_bn: keep batch-norm layers trainable in frozen groups.
+        moms: default momentum schedule for `fit_one_cycle`.
+        progress: show progress bars (only when attached to a terminal).
+    """
+
+    def __init__(self, dls: DataLoaders, model: nn.Module, loss_func: Callable | None = None,
+                 opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: float = 1e-3, wd: float | None = 1e-2,
+                 metrics: Sequence[Any] | Any = (), cbs: Sequence[Callback] | Callback = (),
+                 splitter: Callable[[nn.Module], Sequence[Any]] | None = None, path: str | Path = ".",
+                 model_dir: str | Path = "models", train_bn: bool = True,
+                 moms: tuple[float, float, float] = (0.95, 0.85, 0.95), progress: bool = True) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
+        if loss_func is None:
+            loss_func = getattr(dls, "default_loss", None)
+            if loss_func is None:
+                raise ValueError("`loss_func` is required: these DataLoaders do not suggest one.")
+        check_positive("lr", lr)
+        self.dls, self.loss_func, self.opt_func, self.lr, self.wd = dls, loss_func, opt_func, lr, wd
+        self.model = model.to(dls.device)
+        self.splitter, self.train_bn, self.moms = splitter, train_bn, moms
+        self.path, self.model_dir = Path(path), Path(model_dir)
+        self.metrics: list[Metric] = [to_metric(m) for m in listify(metrics)]
+        self.opt: torch.optim.Optimizer | None = None
+        self.cbs: list[Callback] = []
+        self._handlers: dict[str, list[Callable[[], None]]] = {}
+        # training state, read by callbacks
+        self.training, self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter = False, 0, 0, 0, 0, 0
+        self.start_epoch = 0
+        self._quiet_fit = False
+        self.pred: Any = None
+        self.loss: torch.Tensor | None = None
+        self.loss_grad: torch.Tensor | None = None
+        self.xb: tuple = ()
+        self.yb: tuple = ()
+        self.dl: DataLoader | None = None
+        from .callbacks.progress import ProgressCallback
+        from .callbacks.recorder import Recorder
+        from .callbacks.training import TerminateOnNaN
+        self.add_cbs([Recorder(), TerminateOnNaN()] + ([ProgressCallback()] if progress else []))
+        self.add_cbs(listify(cbs))
+
+    # ---- callbacks ------------------------------------------------------------------------------------
+    def add_cb(self, cb: Callback) -> "Learner":
+        """Add a callback (an instance or a Callback class); it becomes `learn.<cb.name>` too."""
+        if isinstance(cb, type):
+            cb = cb()
+        if not isinstance(cb, Callback):
+            raise TypeError(f"Callbacks must derive from deepfit Callback; received {type(cb).__name__}.")
+        old = getattr(self, cb.name, None)
+        if isinstance(old, Callback) and type(old) is type(cb):
+            self.remove_cb(old)
+        cb.learner = self
+        self.cbs.append(cb)
+        if not hasattr(type(self), cb.name):
+            setattr(self, cb.name, cb)
+        self._build_handlers()
+        return self
+
+    def add_cbs(self, cbs: Iterable[Callback]) -> "Learner":
+        for cb in cbs:
+            self.add_cb(cb)
+        return self
+
+    def remove_cb(self, cb: Callback | type) -> "Learner":
+        """Remove a callback instance, or every callback of a class."""
+        gone = [c for c in self.cbs if c is cb or (isinstance(cb, type) and isinstance(c, cb))]
+        for c in gone:
+            self.cbs.remove(c)
+            if getattr(self, c.name, None) is c:
+                delattr(self, c.name)
+        self._build_handlers()
+        return self
+
+    @contextlib.contextmanager
+    def added_cbs(self, cbs: Iterable[Callback]) -> Iterator["Learner"]:
+        """Add callbacks for the duration of a `with` block."""
+        cbs = listify(cbs)
+        self.add_cbs(cbs)
+        try:
+            yield self
+        finally:
+            for cb in cbs:
+                self.remove_cb(cb)
+
+    def _build_handlers(self) -> None:
+        # For each event, the bound methods of the callbacks that override it, sorted by `order`:
+        # firing an event is then one short loop, with no getattr or no-op calls per batch.
+        ordered = sorted(self.cbs, key=lambda c: c.order)
+        self._handlers = {e: [getattr(c, e) for c in ordered if getattr(type(c), e) is not getattr(Callback, e)]
+                          for e in EVENTS}
+
+    def __call__(self, event: str) -> None:
+        for handler in self._handlers[event]:
+            cb = handler.__self__
+            if (self.training and cb.run_train) or (not self.training and cb.run_valid) or \
+                    event in ("before_fit", "after_fit", "before_epoch", "after_epoch", "after_cancel_fit"):
+                handler()
+
+    def show_training_loop(self) -> str:
+        """Which callbacks run at each event, as text (also printed)."""
+        lines = []
+        for e in EVENTS:
+            names = [h.__self__.__class__.__name__ for h in self._handlers[e]]
+            if names:
+                lines.append(f"{e:<22} {', '.join(names)}")
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def _with_events(self, f: Callable[[], None], name: str, cancel: type[Exception], final: Callable | None = None) -> None:
+        try:
+            self(f"before_{name}")
+            f()
+        except cancel:
+            self(f"after_cancel_{name}")
+        self(f"after_{name}")
+        if final is not None:
+            final()
+
+    def fit(self, n_epoch: int, lr: LrArg | None = None, wd: float | None = None,
+            cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False, start_epoch: int = 0) -> None:
+        """Train for `n_epoch` epochs at a constant learning rate (plus whatever `cbs` schedule).
+
+        Args:
+            n_epoch: number of epochs.
+            lr: a float, a `slice` for discriminative rates, or one value per layer group.
+            wd: weight decay (default: the Learner's `wd`).
+            cbs: callbacks for this fit only.
+            reset_opt: build a fresh optimizer (forgetting momentum buffers).
+            start_epoch: first epoch to run (used when resuming from a checkpoint).
+        """
+        if not isinstance(n_epoch, (int, np.integer)) or n_epoch < 0:
+            raise ValueError(f"`n_epoch` must be a non-negative integer; received n_epoch={n_epoch!r}.")
+        if len(self.dls.train) == 0:
+            raise ValueError(f"The training loader yields no batch ({self.dls.train.n} rows, bs={self.dls.train.bs}, "
+                             f"drop_last={self.dls.train.drop_last}); use a smaller batch size.")
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        self.set_lr(self.lr if lr is None else lr)
+        set_hyper(self.opt, "wd", self.wd if wd is None else wd) if (self.wd is not None or wd is not None) else None
+        self.n_epoch, self.start_epoch = int(n_epoch), int(start_epoch)
+        self.train_iter = self.start_epoch * len(self.dls.train)
+        with self.added_cbs(listify(cbs)):
+            try:
+                self._with_events(self._do_fit, "fit", CancelFit)
+            finally:
+                self.training = False
+
+    def _do_fit(self) -> None:
+        for epoch in range(self.start_epoch, self.n_epoch):
+            self.epoch = epoch
+            self._with_events(self._do_epoch, "epoch", CancelEpoch)
+
+    def _do_epoch(self) -> None:
+        self._do_train()
+        self._do_validate()
+
+    def _do_train(self) -> None:
+        self.training, self.dl = True, self.dls.train
+        self.model.train()
+        self.pct_train = self.epoch / max(self.n_epoch, 1)
+        self._with_events(self._all_batches, "train", CancelTrain)
+
+    def _do_validate(self, dl: DataLoader | None = None) -> None:
+        dl = dl if dl is not None else self.dls.valid
+        if dl is None or len(dl) == 0:
+            return
+        self.training, self.dl = False, dl
+        self.model.eval()
+        with torch.no_grad():
+            self._with_events(self._all_batches, "validate", CancelValidate)
+
+    def _all_batches(self) -> None:
+        self.n_iter = len(self.dl)
+        for i, batch in enumerate(self.dl):
+            self.iter = i
+            self._one_batch(batch)
+
+    def _one_batch(self, batch: tuple) -> None:
+        n_inp = self.dl.n_inp
+        self.xb, self.yb = tuple(batch[:n_inp]), tuple(batch[n_inp:])
+        self._with_events(self._do_one_batch, "batch", CancelBatch)
+        if self.training:
+            self.train_iter += 1
+
+    def _do_one_batch(self) -> None:
+        self.pred = self.model(*self.xb)
+        self("after_pred")
+        if not self.yb:
+            return
+        self.loss_grad = self.loss_func(self.pred, *self.yb)
+        self.loss = self.loss_grad.detach()
+        self("after_loss")
+        if not self.training:
+            return
+        try:
+            self("before_backward")
+            self.loss_grad.backward()
+            self("after_backward")
+        except CancelBackward:
+            pass
+        try:
+            self("before_step")
+            self.opt.step()
+            self("after_step")
+        except CancelStep:
+            pass
+        self.opt.zero_grad(set_to_none=True)
+
+    # ---- schedules ------------------------------------------------------------------------------------
+    def _lr_array(self, lr: LrArg) -> np.ndarray:
+        return np.asarray(self.lr_per_group(lr), dtype=float)
+
+    def _sched_fit(self, n_epoch: int, scheds: dict[str, Callable], lr: LrArg, wd: float | None,
+                   cbs: Sequence[Callback] | Callback, reset_opt: bool, start_epoch: int = 0) -> None:
+        from .callbacks.schedule import ParamScheduler
+        if self.opt is None or reset_opt:
+            self.create_opt()
+        scheds = {k: v for k, v in scheds.items() if k == "lr" or has_hyper(self.opt, k)}
+        self.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
+
+    def fit_one_cycle(self, n_epoch: int, lr_max: LrArg | None = None, div: float = 25.0, div_final: float = 1e5,
+                      pct_start: float = 0.25, wd: float | None = None,
+                      moms: tuple[float, float, float] | None = None, cbs: Sequence[Callback] | Callback = (),
+                      reset_opt: bool = False, start_epoch: int = 0) -> None:
+        """Leslie Smith's 1cycle policy: the learning rate warms up from `lr_max/div` to `lr_max` over
+        `pct_start` of training and anneals to `lr_max/div_final` (both halves cosine), while momentum
+        moves the opposite way through `moms`."""
+        lr_max = self.lr if lr_max is None else lr_max
+        scheds = sched.one_cycle(self._lr_array(lr_max), div=div, div_final=div_final, pct_start=pct_start,
+                                 moms=moms if moms is not None else self.moms)
+        self._sched_fit(n_epoch, scheds, lr_max, wd, cbs, reset_opt, start_epoch)
+
+    def fit_sgdr(self, n_cycles: int, lr_max: LrArg | None = None, cycle_len: int = 1, cycle_mult: int = 1,
+                 wd: float | None = None, cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False) -> None:
+        """Stochastic gradient descent with warm restarts (Loshchilov & Hutter): `n_cycles` cosine
+        annealings from `lr_max` to 0, the i-th lasting `cycle_len * cycle_mult**i` epochs."""
+        lr_max = self.lr if lr_max is None else lr_max
+        s, n_epoch = sched.sgdr(self._lr_array(lr_max), n_cycles, cycle_len=cycle_len, cycle_mult=cycle_mult)
+        self._sched_fit(n_epoch, {"lr": s}, lr_max, wd, cbs, reset_opt)
+
+    def fit_flat_cos(self, n_epoch: int, lr: LrArg | None = None, pct_start: float = 0.75, div_final: float = 1e5,
+                     wd: float | None = None, cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False) -> None:
+        """Train at a flat `lr` for `pct_start` of the run, then anneal with a cosine to `lr/div_final`."""
+        lr = self.lr if lr is None else lr
+        scheds = sched.flat_cos(self._lr_array(lr), pct_start=pct_start, div_final=div_final)
+        self._sched_fit(n_epoch, scheds, lr, wd, cbs, reset_opt)
+
+    def fit_clr(self, n_epoch: int, lr_min: float, lr_max: float, step_size: int | None = None,
+                mode: str = "triangular", gamma: float = 1.0, wd: float | None = None,
+                cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False) -> None:
+        """Smith's cyclical learning rates between `lr_min` and `lr_max` (`mode` triangular,
+        triangular2 or exp_range); `step_size` is half a cycle in iterations (default 2 epochs... of
+        batches: `2 * len(train)` as the paper suggests 2-10 epochs per half cycle)."""
+        total = n_epoch * len(self.dls.train)
+        step_size = 2 * len(self.dls.train) if step_size is None else step_size
+        scheds = sched.clr(lr_min, lr_max, step_size=step_size, total_steps=total, mode=mode, gamma=gamma)
+        self._sched_fit(n_epoch, scheds, lr_max, wd, cbs, reset_opt)
+
+    # ---- learning-rate finder -------------------------------------------------------------------------
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
+                show_plot: bool = False) -> "SuggestedLRs":
+        """Sweep the learning rate exponentially from `start_lr` to `end_lr` over `num_it` batches,
+        recording the loss; stop when the smoothed loss diverges; then restore the weights and the
+        optimizer. Returns suggestions (`valley`, `steep`, `minimum`); `learn.recorder.plot_lr_find()`
+        plots loss against lr on a log axis with them marked."""
+        from .callbacks.schedule import LRFinder
+        if not 0 < start_lr < end_lr:
+            raise ValueError(f"lr_find needs 0 < start_lr < end_lr; received start_lr={start_lr}, end_lr={end_lr}.")
+        saved_model = copy.deepcopy(self.model.state_dict())
+        had_opt = self.opt is not None
+        saved_opt = copy.deepcopy(self.opt.state_dict()) if had_opt else None
+        rng = torch.get_rng_state()
+        finder = LRFinder(start_lr, end_lr, num_it, stop_div)
+        n_epoch = math.ceil(num_it / len(self.dls.train))
+        # the sweep must not replace the history of real training in the recorder
+        history = {k: getattr(self.recorder, k) for k in ("losses", "smooth_losses", "lrs", "moms", "log")}
+        self._quiet_fit = True
+        try:
+            self.fit(n_epoch, lr=start_lr, cbs=[finder])
+        finally:
+            self._quiet_fit = False
+            for k, v in history.items():
+                setattr(self.recorder, k, v)
+            self.model.load_state_dict(saved_model)
+            if had_opt:
+                self.opt.load_state_dict(saved_opt)
+            else:
+                self.opt = None
+            torch.set_rng_state(rng)
+        self.recorder.lr_find_result = finder.result
+        if show_plot:
+            self.recorder.plot_lr_find()
+        return finder.result
+
+    # ---- optimizer and layer groups -------------------------------------------------------------------
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The parameters of each layer group, from the `splitter` (default: one group)."""
+        if self.splitter is None:
+            return [list(self.model.parameters())]
+        groups = [params_of(g) if not isinstance(g, nn.Parameter) else [g] for g in self.splitter(self.model)]
+        seen, out = set(), []
+        for g in groups:
+            out.append([p for p in g if id(p) not in seen])
+            seen.update(id(p) for p in g)
+        missing = [p for p in self.model.parameters() if id(p) not in seen]
+        if missing:
+            raise ValueError(f"The splitter left {len(missing)} parameter tensor(s) out of every layer group; "
+                             "make it cover the whole model.")
+        return out
+
+    def create_opt(self) -> None:
+        """Build the optimizer with one parameter group per layer group."""
+        groups = [{"params": g} for g in self.layer_groups() if g]
+        self.opt = self.opt_func(groups, lr=self.lr)
+        if not isinstance(self.opt, torch.optim.Optimizer):
+            raise TypeError(f"`opt_func` must return a torch.optim.Optimizer; got {type(self.opt).__name__}.")
+        if self.wd is not None:
+            set_hyper(self.opt, "wd", self.wd)
+
+    def lr_per_group(self, lr: LrArg) -> list[float]:
+        """Expand `lr` to one rate per layer group: a float for all; `slice(hi)` gives the last group
+        `hi` and the others `hi/3`; `slice(lo, hi)` spreads them geometrically from lo to hi."""
+        n = len(self.opt.param_groups) if self.opt is not None else len(self.layer_groups())
+        if isinstance(lr, slice):
+            if lr.stop is None:
+                raise ValueError("A learning-rate slice needs an upper bound: slice(hi) or slice(lo, hi).")
+            if lr.start is None:
+                return [lr.stop / 3] * (n - 1) + [lr.stop]
+            return list(np.geomspace(lr.start, lr.stop, n)) if n > 1 else [lr.stop]
+        if isinstance(lr, (list, tuple, np.ndarray)):
+            if len(lr) != n:
+                raise ValueError(f"Got {len(lr)} learning rates for {n} layer groups.")
+            return [float(x) for x in lr]
+        return [float(lr)] * n
+
+    def set_lr(self, lr: LrArg) -> None:
+        if self.opt is None:
+            self.create_opt()
+        set_hyper(self.opt, "lr", self.lr_per_group(lr))
+
+    def freeze_to(self, n: int) -> None:
+        """Freeze the first `n` layer groups (negative counts from the end); batch-norm and other norm
+        layers stay trainable when `train_bn` is set."""
+        groups = self.layer_groups()
+        n = n if n >= 0 else len(groups) + n
+        bn_params = set()
+        if self.train_bn:
+            bn_params = {id(p) for m in self.model.modules() if isinstance(m, _BN_TYPES) for p in m.parameters(recurse=False)}
+        for i, g in enumerate(groups):
+            for p in g:
+                p.requires_grad_(i >= n or id(p) in bn_params)
+        if self.opt is None:
+            self.create_opt()
+
+    def freeze(self) -> None:
+        """Train only the last layer group (plus norm layers with `train_bn`)."""
+        self.freeze_to(-1)
+
+    def unfreeze(self) -> None:
+        """Train every layer group."""
+        self.freeze_to(0)
+
+    # ---- evaluation and prediction --------------------------------------------------------------------
+    def validate(self, dl: DataLoader | None = None) -> dict[str, float]:
+        """Loss and metrics on `dl` (default the validation loader), as a dict."""
+        dl = dl if dl is not None else self.dls.valid
+        if dl is None:
+            raise ValueError("No validation data: pass `dl=`.")
+        self._do_validate(dl)
+        return self.recorder.last_valid
+
+    def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,
+                  activation: bool = True) -> tuple[torch.Tensor, ...]:
+        """Predictions (after the loss's final activation) and targets for every row of `dl`.
+
+        Returns:
+            `(preds, targets)`, plus the per-row losses with `with_loss` and the inputs with
+            `with_input` (inputs first). Targets are None for an unlabelled loader.
+        """
+        dl = dl if dl is not None else self.dls.valid
+        if dl is None:
+            raise ValueError("No loader to predict on: pass `dl=` (e.g. `learn.dls.test`).")
+        act = activation_for(self.loss_func) if activation else (lambda x: x)
+        preds, targs, losses, inputs = [], [], [], []
+        self.model.eval()
+        with torch.no_grad():
+            for batch in dl:
+                xb, yb = batch[: dl.n_inp], batch[dl.n_inp:]
+                out = self.model(*xb)
+                preds.append(act(out.float() if out.is_floating_point() else out))
+                if yb:
+                    targs.append(yb[0])
+                    if with_loss:
+                        losses.append(self._per_item_loss(out, *yb))
+                if with_input:
+                    inputs.append(xb)
+        res: list[Any] = []
+        if with_input:
+            res.append(tuple(torch.cat(x) for x in zip(*inputs)))
+        res += [torch.cat(preds), torch.cat(targs) if targs else None]
+        if with_loss:
+            res.append(torch.cat(losses) if losses else None)
+        return tuple(res)
+
+    def _per_item_loss(self, out: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:
+        # Compute each row's loss by calling the loss on single rows in one vectorised pass when the
+        # loss supports `reduction`, else row by row.
+        lf = self.loss_func
+        if hasattr(lf, "reduction"):
+            old = lf.reduction
+            lf.reduction = "none"
+            try:
+                l = lf(out, *yb)
+            finally:
+                lf.reduction = old
+            return l.reshape(len(out), -1).mean(1)
+        return torch.stack([lf(out[i:i + 1], *(y[i:i + 1] for y in yb)) for i in range(len(out))])
+
+    def predict(self, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Predict one item. Applications encode the raw item through `dls.encode_item` and decode
+        the answer through `dls.decode_pred`; otherwise `item` is a tensor (or tuple of tensors)
+        for one sample.
+
+        Returns:
+            `(decoded, decoded_tensor, activated_output)`.
+        """
+        enc = getattr(self.dls, "encode_item", None)
+        xb = enc(item) if enc is not None else tuple(t.unsqueeze(0) for t in (item if isinstance(item, tuple) else (item,)))
+        xb = to_device(tuple(xb), self.dls.device)
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(*xb)
+        probs = activation_for(self.loss_func)(out.float())[0]
+        dec_t = decode_for(self.loss_func)(probs)
+        dec_fn = getattr(self.dls, "decode_pred", None)
+        decoded = dec_fn(dec_t) if dec_fn is not None else dec_t
+        return decoded, dec_t, probs
+
+    def summary(self, print_it: bool = True) -> str:
+        """A table of the model's layers: output shape, parameter count, trainable or frozen and the
+        layer group of each, from one forward pass on a training batch."""
+        from .summary import model_summary
+        text = model_summary(self)
+        if print_it:
+            print(text)
+        return text
+
+    # ---- saving -----------------------------------------------------------------------------------------
+    def _file(self, name: str | Path) -> Path:
+        p = Path(name)
+        if p.suffix == "":
+            p = p.with_suffix(".pth")
+        return p if p.is_absolute() or p.parent != Path(".") else self.path / self.model_dir / p
+
+    def save(self, name: str | Path, with_opt: bool = True) -> Path:
+        """Save weights (and optimizer state) to `path/model_dir/name.pth` in a format loaded with
+        `torch.load(weights_only=True)`: no pickled code runs on load."""
+        f = self._file(name)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        state: dict[str, Any] = {"model": self.model.state_dict()}
+        if with_opt and self.opt is not None:
+            state["opt"] = self.opt.state_dict()
+        tmp = f.with_suffix(f.suffix + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(f)
+        return f
+
+    def load(self, name: str | Path, with_opt: bool = True, strict: bool = True) -> "Learner":
+        """Load what `save` wrote, onto this learner's device (a GPU file loads on a CPU-only machine)."""
+        f = self._file(name)
+        if not f.exists():
+            raise FileNotFoundError(f"No saved model at {f}.")
+        try:
+            state = torch.load(f, map_location=self.dls.device, weights_only=True)
+        except Exception as e:
+            raise ValueError(f"{f} is not a readable deepfit/torch checkpoint (truncated or corrupted?): {e}") from None
+        model_state = state.get("model", state) if isinstance(state, dict) else state
+        try:
+            self.model.load_state_dict(model_state, strict=strict)
+        except RuntimeError as e:
+            raise ValueError(f"The weights in {f} do not fit this model: {e}") from None
+        if with_opt and "opt" in state:
+            if self.opt is None:
+                self.create_opt()
+            self.opt.load_state_dict(state["opt"])
+        return self
+
+    def export(self, path: str | Path = "export.safetensors") -> Path:
+        """Write everything needed for inference into one safetensors file (weights plus a JSON
+        header with the model's config and the data's preprocessing). Load with `load_learner`."""
+        from .export import export_learner
+        p = Path(path)
+        return export_learner(self, p if p.is_absolute() or p.parent != Path(".") else self.path / p)
+

@@ -1,0 +1,113 @@
+"""Loss functions that know their final activation and how to decode predictions.
+
+`get_preds` applies `activation` (softmax for cross entropy, sigmoid for BCE-with-logits, nothing for
+MSE) and `predict` applies `decode` (argmax, threshold, identity). torch's own loss modules and
+functions are recognised too, through `activation_for` / `decode_for`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "activation_for", "decode_for",
+           "loss_from_name"]
+
+
+class CrossEntropyLoss(nn.Module):
+    """Cross entropy over the last dimension; extra dimensions (e.g. a sequence) are flattened."""
+
+    def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                 ignore_index: int = -100) -> None:
+        super().__init__()
+        self.weight, self.label_smoothing, self.ignore_index = weight, label_smoothing, ignore_index
+
+    def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), targ.reshape(-1).long(), weight=self.weight,
+                               ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(x, dim=-1)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return x.argmax(dim=-1)
+
+
+class BCEWithLogitsLoss(nn.Module):
+    """Binary cross entropy on logits; targets are cast to float and reshaped to the predictions."""
+
+    def __init__(self, pos_weight: torch.Tensor | None = None, thresh: float = 0.5) -> None:
+        super().__init__()
+        self.pos_weight, self.thresh = pos_weight, thresh
+
+    def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(pred, targ.reshape(pred.shape).to(pred.dtype),
+                                                  pos_weight=self.pos_weight)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return (x > self.thresh).long()
+
+
+class MSELoss(nn.Module):
+    """Mean squared error; predictions of shape (N, 1) are compared with targets of shape (N,)."""
+
+    def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred.reshape(targ.shape) if pred.numel() == targ.numel() else pred, targ.to(pred.dtype))
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class L1Loss(MSELoss):
+    """Mean absolute error, with the same shape handling as `MSELoss`."""
+
+    def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(pred.reshape(targ.shape) if pred.numel() == targ.numel() else pred, targ.to(pred.dtype))
+
+
+def _is(loss: Any, *kinds: Any) -> bool:
+    return any(loss is k or isinstance(loss, k) for k in kinds if isinstance(k, type)) or \
+        any(loss is k for k in kinds if not isinstance(k, type))
+
+
+def activation_for(loss_func: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The final activation that turns raw model outputs into predictions for this loss."""
+    if hasattr(loss_func, "activation"):
+        return loss_func.activation
+    if _is(loss_func, nn.CrossEntropyLoss, nn.NLLLoss, F.cross_entropy):
+        return lambda x: F.softmax(x, dim=-1)
+    if _is(loss_func, nn.NLLLoss, F.nll_loss):
+        return torch.exp  # the model outputs log-probabilities
+    if _is(loss_func, nn.BCEWithLogitsLoss, F.binary_cross_entropy_with_logits):
+        return torch.sigmoid
+    return lambda x: x
+
+
+def decode_for(loss_func: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How to turn activated predictions into a decoded answer (class index, 0/1, value)."""
+    if hasattr(loss_func, "decode"):
+        return loss_func.decode
+    if _is(loss_func, nn.CrossEntropyLoss, nn.NLLLoss, F.cross_entropy, F.nll_loss):
+        return lambda x: x.argmax(dim=-1)
+    if _is(loss_func, nn.BCEWithLogitsLoss, F.binary_cross_entropy_with_logits):
+        return lambda x: (x > 0.5).long()
+    return lambda x: x
+
+
+_LOSSES = {"CrossEntropyLoss": CrossEntropyLoss, "BCEWithLogitsLoss": BCEWithLogitsLoss, "MSELoss": MSELoss,
+           "L1Loss": L1Loss}
+
+
+def loss_from_name(name: str) -> nn.Module:
+    """Rebuild a deepfit loss from its class name (used when loading an exported model)."""
+    if name not in _LOSSES:
+        raise ValueError(f"Unknown loss {name!r}; exported models support {sorted(_LOSSES)}.")
+    return _LOSSES[name]()

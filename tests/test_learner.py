@@ -1,0 +1,353 @@
+"""The training loop: events, cancellation, schedules wired to the optimizer, layer groups, freezing,
+prediction, saving, reproducibility."""
+from __future__ import annotations
+
+import copy
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepfit import SGD, Adam, DataLoaders, Learner, MSELoss, CrossEntropyLoss, BCEWithLogitsLoss, set_seed
+from deepfit.callbacks import (EVENTS, Callback, CancelBatch, CancelEpoch, CancelFit, CancelTrain, GradientClip,
+                               MixedPrecision, NonFiniteLossError, ParamScheduler)
+from deepfit.metrics import accuracy
+from deepfit.schedule import sched_lin
+
+
+class EventLog(Callback):
+    def __init__(self):
+        self.events = []
+
+    def __getattribute__(self, name):
+        if name in EVENTS:
+            self_events = object.__getattribute__(self, "events")
+            return lambda: self_events.append(name)
+        return object.__getattribute__(self, name)
+
+
+# __getattribute__ tricks don't override class attributes for handler discovery: use explicit methods.
+def _recording_cb():
+    ns = {}
+    for e in EVENTS:
+        ns[e] = (lambda name: lambda self: self.events.append(name))(e)
+    ns["__init__"] = lambda self: setattr(self, "events", [])
+    return type("Rec", (Callback,), ns)()
+
+
+def test_event_order_one_epoch(synth_learner):
+    learn = synth_learner(n=64, bs=32)  # 2 train batches, 1 valid batch (valid bs = 2 * bs)
+    cb = _recording_cb()
+    learn.fit(1, 1e-2, cbs=[cb])
+    batch = ["before_batch", "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
+             "after_step", "after_batch"]
+    vbatch = ["before_batch", "after_pred", "after_loss", "after_batch"]
+    expected = (["before_fit", "before_epoch", "before_train"] + batch * 2 + ["after_train", "before_validate"]
+                + vbatch * 1 + ["after_validate", "after_epoch", "after_fit"])
+    assert cb.events == expected
+    assert cb not in learn.cbs  # fit-only callbacks are removed afterwards
+
+
+def test_misspelt_event_fails_loudly():
+    with pytest.raises(TypeError, match="after_epcoh"):
+        class Bad(Callback):
+            def after_epcoh(self):
+                pass
+
+
+def test_cancel_batch_skips_step(synth_learner):
+    learn = synth_learner()
+    w0 = learn.model.lin.weight.detach().clone()
+
+    class SkipAll(Callback):
+        def before_step(self):
+            raise CancelBatch()
+
+        def after_cancel_batch(self):
+            self.n = getattr(self, "n", 0) + 1
+    cb = SkipAll()
+    learn.fit(1, 1e-1, cbs=[cb])
+    assert torch.equal(learn.model.lin.weight, w0)
+    assert cb.n == len(learn.dls.train) + 0  # only training batches reach before_step
+
+
+def test_cancel_fit_and_epoch(synth_learner):
+    learn = synth_learner()
+
+    class StopAt(Callback):
+        def after_batch(self):
+            if self.learner.training and self.learner.train_iter == 2:
+                raise CancelFit()
+    learn.fit(5, 1e-2, cbs=[StopAt()])
+    assert len(learn.recorder.log) == 0 and learn.epoch == 0
+
+    class SkipTrain(Callback):
+        def before_train(self):
+            raise CancelTrain()
+    w0 = learn.model.lin.weight.detach().clone()
+    learn.fit(2, 1e-2, cbs=[SkipTrain()])
+    assert torch.equal(learn.model.lin.weight, w0) and len(learn.recorder.log) == 2
+
+    class EndEpoch(Callback):
+        def before_validate(self):
+            raise CancelEpoch()
+    learn.fit(2, 1e-2, cbs=[EndEpoch()])
+    assert "valid_loss" not in learn.recorder.log[-1]
+
+
+def test_fit_learns_linear_function(synth_learner):
+    learn = synth_learner(opt_func=SGD, lr=0.1, wd=0.0)
+    learn.fit(5)
+    w, b = learn.model.lin.weight.item(), learn.model.lin.bias.item()
+    assert abs(w - 2) < 0.05 and abs(b - 1) < 0.05
+    assert learn.recorder.log[-1]["valid_loss"] < 0.01
+
+
+def test_recorder_matches_hand_computation(synth_learner):
+    learn = synth_learner()
+    learn.fit(2, 1e-2)
+    rec = learn.recorder
+    n = len(learn.dls.train)
+    assert len(rec.losses) == 2 * n == len(rec.lrs) == len(rec.smooth_losses)
+    avg, smooth = 0.0, []
+    for i, l in enumerate(rec.losses):
+        avg = 0.98 * avg + 0.02 * l
+        smooth.append(avg / (1 - 0.98 ** (i + 1)))
+    np.testing.assert_allclose(rec.smooth_losses, smooth, rtol=1e-12)
+    assert rec.log[0]["train_loss"] == pytest.approx(np.mean(rec.losses[:n]))
+    # validation loss is the size-weighted mean over the validation set
+    with torch.no_grad():
+        x, y = learn.dls.valid.tensors
+        expected = torch.mean((learn.model(x) - y) ** 2).item()
+    assert rec.log[-1]["valid_loss"] == pytest.approx(expected, rel=1e-5)
+    assert learn.validate()["valid_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_one_cycle_drives_optimizer(synth_learner):
+    learn = synth_learner()
+    learn.fit_one_cycle(4, 1e-2, pct_start=0.25)
+    lrs, moms = np.array(learn.recorder.lrs), np.array(learn.recorder.moms)
+    n = len(lrs)
+    assert lrs[0] == pytest.approx(1e-2 / 25)
+    peak = int(np.argmax(lrs))
+    assert abs(peak - 0.25 * n) <= 1 and lrs.max() == pytest.approx(1e-2, rel=1e-3)
+    assert lrs[-1] < 1e-2 / 25 and lrs[-1] > 1e-2 / 1e5
+    assert moms[0] == pytest.approx(0.95) and moms[peak] == pytest.approx(0.85, abs=1e-3)
+    # momentum moves opposite to the learning rate
+    assert np.all(np.sign(np.diff(lrs[:peak])) == -np.sign(np.diff(moms[:peak])))
+    # the optimizer's Adam beta1 is what the recorder saw
+    assert learn.opt.param_groups[0]["mom"] == pytest.approx(moms[-1])
+
+
+def test_sgdr_restarts(synth_learner):
+    learn = synth_learner(n=256, bs=32)  # 8 batches per epoch
+    learn.fit_sgdr(3, 1e-2, cycle_len=1, cycle_mult=2)  # 1 + 2 + 4 epochs
+    lrs = np.array(learn.recorder.lrs)
+    assert len(lrs) == 7 * 8 and len(learn.recorder.log) == 7
+    restarts = [i for i in range(1, len(lrs)) if lrs[i] > lrs[i - 1]]
+    assert restarts == [8, 24]
+    assert lrs[0] == pytest.approx(1e-2) and lrs[8] == pytest.approx(1e-2) and lrs[24] == pytest.approx(1e-2)
+
+
+def test_discriminative_lrs_and_freeze():
+    set_seed(0)
+    x, y = torch.randn(64, 4), torch.randn(64)
+    dls = DataLoaders.from_tensors(x, y, x, y, bs=16, device="cpu")
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 8), nn.Linear(8, 1), nn.Flatten(0))
+    learn = Learner(dls, model, loss_func=MSELoss(), progress=False,
+                    splitter=lambda m: [m[0:2], m[2], m[3]])
+    assert learn.lr_per_group(1e-3) == [1e-3] * 3
+    assert learn.lr_per_group(slice(3e-3)) == pytest.approx([1e-3, 1e-3, 3e-3])
+    assert learn.lr_per_group(slice(1e-5, 1e-3)) == pytest.approx([1e-5, 1e-4, 1e-3])
+    learn.freeze()
+    frozen_w = model[0].weight.detach().clone()
+    bn_w = model[1].weight.detach().clone()
+    mid = model[2].weight.detach().clone()
+    learn.fit(1, slice(1e-5, 1e-1))
+    assert learn.opt.param_groups[2]["lr"] == pytest.approx(1e-1)
+    assert torch.equal(model[0].weight, frozen_w) and torch.equal(model[2].weight, mid)
+    assert not torch.equal(model[1].weight, bn_w)  # batch-norm stays trainable
+    assert learn.summary(print_it=False).count("False") >= 2
+    learn.freeze_to(1)
+    assert model[2].weight.requires_grad and not model[0].weight.requires_grad
+    learn.unfreeze()
+    assert all(p.requires_grad for p in model.parameters())
+    learn.train_bn = False
+    learn.freeze()
+    assert not model[1].weight.requires_grad
+
+
+def test_splitter_must_cover_model():
+    x, y = torch.randn(8, 4), torch.randn(8)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+    learn = Learner(DataLoaders.from_tensors(x, y, bs=4, device="cpu"), model, loss_func=MSELoss(),
+                    splitter=lambda m: [m[0]], progress=False)
+    with pytest.raises(ValueError, match="left 2 parameter"):
+        learn.fit(1)
+
+
+def test_param_scheduler_model_attribute(synth_learner):
+    model = nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.5), nn.Linear(4, 1), nn.Flatten(0))
+    learn = synth_learner(model=model)
+    ps = ParamScheduler({"model.1.p": sched_lin(0.5, 0.0)})
+    learn.fit(1, 1e-3, cbs=[ps])
+    n = len(learn.dls.train)
+    assert ps.hps["model.1.p"][0] == pytest.approx(0.5)
+    assert ps.hps["model.1.p"][-1] == pytest.approx(0.5 * (1 / n))
+    assert model[1].p == pytest.approx(0.5 / n)
+    with pytest.raises(AttributeError, match="nothere"):
+        learn.fit(1, cbs=[ParamScheduler({"model.nothere": sched_lin(0, 1)})])
+
+
+def test_lr_find_restores_weights_and_suggests(synth_learner):
+    learn = synth_learner(n=4096, bs=16, opt_func=functools.partial(SGD, mom=0.5))
+    learn.fit(1, 1e-4)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    opt_state = copy.deepcopy(learn.opt.state_dict()["state"])
+    assert opt_state
+    hist = list(learn.recorder.losses)
+    res = learn.lr_find(num_it=100)
+    for k, v in learn.model.state_dict().items():
+        assert torch.equal(v, before[k])
+    after = learn.opt.state_dict()["state"]
+    for i, st in opt_state.items():
+        for k, v in st.items():
+            assert torch.equal(torch.as_tensor(after[i][k]), torch.as_tensor(v))
+    assert learn.recorder.losses == hist
+    assert 1e-7 <= res.lrs[0] < res.lrs[-1] and len(res.lrs) <= 100
+    # the sweep is exponential
+    np.testing.assert_allclose(np.diff(np.log(res.lrs)), np.log(1e8) / 99, rtol=1e-6)
+    for v in (res.valley, res.steep, res.minimum):
+        assert 1e-7 <= v <= 10
+    # plain SGD on a 1-d linear regression: a good lr is between 1e-3 and 1, and it diverges beyond ~2
+    assert 1e-3 < res.valley < 1 and 1e-3 < res.steep < 1
+    fig = learn.recorder.plot_lr_find()
+    assert len(fig.axes[0].lines) == 4
+
+
+def test_lr_find_stops_on_divergence(synth_learner):
+    learn = synth_learner(n=2048, bs=16, opt_func=SGD)
+    res = learn.lr_find(start_lr=1e-4, end_lr=1e4, num_it=100)
+    assert len(res.lrs) < 100  # stopped early, well before 1e4
+
+
+def test_nan_guard(synth_learner):
+    learn = synth_learner(opt_func=SGD)
+    with pytest.raises(NonFiniteLossError, match="Lower the learning rate"):
+        learn.fit(3, 1e12)
+
+
+def test_gradient_clip_matches_manual(synth_learner):
+    learn = synth_learner(opt_func=SGD, wd=0.0)
+    grads = []
+
+    class Peek(Callback):
+        order = 5
+
+        def before_step(self):
+            grads.append(torch.cat([p.grad.flatten() for p in self.learner.model.parameters()]).norm().item())
+    learn.fit(1, 1e-2, cbs=[GradientClip(0.01), Peek()])
+    assert max(grads) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_mixed_precision_cpu_bf16(synth_learner):
+    learn = synth_learner()
+
+    class Dtype(Callback):
+        order = 20
+
+        def after_pred(self):
+            self.dtype = self.learner.pred.dtype
+    d = Dtype()
+    learn.fit(5, 1e-1, cbs=[MixedPrecision(), d])
+    assert d.dtype == torch.bfloat16
+    ref = synth_learner()
+    ref.fit(5, 1e-1)
+    assert learn.recorder.log[-1]["valid_loss"] < 0.05 and ref.recorder.log[-1]["valid_loss"] < 0.05
+    assert learn.model.lin.weight.dtype == torch.float32  # master weights stay in fp32
+
+
+def test_same_seed_same_losses(synth_learner):
+    def run():
+        set_seed(123)
+        learn = synth_learner(n=256, bs=16, seed=1)
+        set_seed(123)
+        learn.fit_one_cycle(2, 1e-2)
+        return learn.recorder.losses
+    assert run() == run()
+
+
+def test_get_preds_activations():
+    x = torch.randn(40, 3)
+    y = torch.randint(0, 3, (40,))
+    dls = DataLoaders.from_tensors(x, y, x, y, bs=16, device="cpu")
+    model = nn.Linear(3, 3)
+    learn = Learner(dls, model, loss_func=CrossEntropyLoss(), progress=False)
+    preds, targs, losses = learn.get_preds(with_loss=True)
+    torch.testing.assert_close(preds, torch.softmax(model(x), -1).detach())
+    assert torch.equal(targs, y)
+    torch.testing.assert_close(losses, nn.functional.cross_entropy(model(x), y, reduction="none").detach())
+    learn2 = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), progress=False)
+    torch.testing.assert_close(learn2.get_preds()[0], preds)
+    yb = (y > 0).float()
+    dlb = DataLoaders.from_tensors(x, yb, x, yb, bs=16, device="cpu")
+    mb = nn.Sequential(nn.Linear(3, 1), nn.Flatten(0))
+    lb = Learner(dlb, mb, loss_func=BCEWithLogitsLoss(), progress=False)
+    torch.testing.assert_close(lb.get_preds()[0], torch.sigmoid(mb(x)).detach())
+    lm = Learner(dlb, mb, loss_func=MSELoss(), progress=False)
+    torch.testing.assert_close(lm.get_preds()[0], mb(x).detach())
+    dec, idx, probs = learn.predict(x[5])
+    assert int(dec) == int(torch.softmax(model(x[5:6]), -1).argmax()) and probs.shape == (3,)
+
+
+def test_save_load_roundtrip(synth_learner, tmp_path):
+    learn = synth_learner(path=tmp_path)
+    learn.fit(1, 1e-2)
+    f = learn.save("m1")
+    assert f == tmp_path / "models" / "m1.pth"
+    w = learn.model.lin.weight.detach().clone()
+    learn2 = synth_learner(path=tmp_path, seed=5)
+    learn2.load("m1")
+    assert torch.equal(learn2.model.lin.weight, w)
+    for k, v in learn.opt.state_dict()["state"][0].items():
+        assert torch.equal(torch.as_tensor(learn2.opt.state_dict()["state"][0][k]), torch.as_tensor(v))
+    with pytest.raises(FileNotFoundError):
+        learn2.load("nope")
+    (tmp_path / "models" / "bad.pth").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        learn2.load("bad")
+
+
+def test_wd_decoupled_vs_l2_in_learner(synth_learner):
+    # with lr 0 on the gradient path only wd moves weights under decoupled SGD: w <- w (1 - lr wd)
+    learn = synth_learner(opt_func=SGD, wd=0.5)
+    w0 = learn.model.lin.weight.detach().clone()
+
+    class ZeroGrad(Callback):
+        def after_backward(self):
+            for p in self.learner.model.parameters():
+                p.grad.zero_()
+    learn.fit(1, 0.1, cbs=[ZeroGrad()])
+    n = len(learn.dls.train)
+    torch.testing.assert_close(learn.model.lin.weight, w0 * (1 - 0.1 * 0.5) ** n)
+
+
+def test_bad_arguments(synth_learner):
+    learn = synth_learner()
+    with pytest.raises(ValueError, match="n_epoch"):
+        learn.fit(-1)
+    with pytest.raises(TypeError, match="nn.Module"):
+        Learner(learn.dls, "not a model", loss_func=MSELoss())
+    with pytest.raises(ValueError, match="lr"):
+        Learner(learn.dls, nn.Linear(1, 1), loss_func=MSELoss(), lr=-1)
+    with pytest.raises(ValueError, match="3 learning rates for 1"):
+        learn.fit(1, [1e-3, 1e-3, 1e-3])
+
+
+def test_show_training_loop(synth_learner, capsys):
+    learn = synth_learner(progress=True)
+    text = learn.show_training_loop()
+    assert "Recorder" in text and "after_loss" in text and "TerminateOnNaN" in text
