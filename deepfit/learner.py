@@ -206,7 +206,8 @@ class Learner:
         if reset_opt or self.opt is None:
             self.create_opt()
         self.set_lr(self.lr if lr is None else lr)
-        set_hyper(self.opt, "wd", self.wd if wd is None else wd) if (self.wd is not None or wd is not None) else None
+        if wd is not None or self.wd is not None:
+            set_hyper(self.opt, "wd", self.wd if wd is None else wd)
         self.n_epoch, self.start_epoch = int(n_epoch), int(start_epoch)
         self.train_iter = self.start_epoch * len(self.dls.train)
         with self.added_cbs(listify(cbs)):
