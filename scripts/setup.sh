@@ -11,7 +11,7 @@ fi
 VPY=.venv/bin/python
 if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   # The pinned CPU build first: a bare `torch` requirement would pull a multi-GB CUDA build.
-  "$VPY" -m pip install -q "torch==${DEEPFIT_TORCH:-2.13.0}" 2>&1 | grep -v "is ignored: it is neither" || true
+  "$VPY" -m pip install -q "torch==${DEEPFIT_TORCH:-2.13.0}" numpy 2>&1 | grep -v "is ignored: it is neither" || true
   "$VPY" -c "import torch" || { echo "setup: installing torch failed" >&2; exit 1; }
 fi
 "$VPY" -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored: it is neither" || true
