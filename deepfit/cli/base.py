@@ -1,0 +1,653 @@
+"""What every `deepfit` sub-command shares: errors and exit codes, console output and progress bars,
+careful reading of delimited files, column checks with suggestions, the run directory, and the
+`Application` plug-in protocol.
+
+Adding an application (text, vision, ...) is one new module with an `Application` subclass, listed
+once in `deepfit.cli.APPLICATIONS`; `train`, `lr-find`, `predict` and `info` then work for it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import difflib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from ..learner import Learner
+
+__all__ = ["CLIError", "RunInterrupted", "Console", "read_table", "check_columns", "closest", "RunDir",
+           "Application", "Prepared", "parse_lr", "positive_int", "positive_float", "fraction", "int_list",
+           "column_list", "add_common_train_arguments", "add_loader_arguments", "add_csv_arguments", "INCOMPLETE_SUFFIX",
+           "COMPLETE_MARKER", "STATUS_FILE"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+INCOMPLETE_SUFFIX = ".incomplete"
+COMPLETE_MARKER = "COMPLETE"
+STATUS_FILE = "STATUS"
+
+
+# ---- errors --------------------------------------------------------------------------------------------
+class CLIError(Exception):
+    """Bad usage or bad input: printed as `deepfit: error: <message>`, exit status 2, no traceback."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunInterrupted(Exception):
+    """The run was interrupted (Ctrl-C); the message says where its incomplete output is. Exit 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+# ---- argument types ------------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return v
+
+
+def parse_lr(text: str) -> float | str:
+    """argparse type for `--lr`: a positive number, or `auto` (use lr_find's valley suggestion)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive number (e.g. 1e-3) or 'auto', got {text!r}") from None
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated positive integers, e.g. `200,100`."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected comma-separated sizes such as 200,100")
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 200,100, got {text!r}") from None
+    if any(v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"every size must be > 0, got {text!r}")
+    return vals
+
+
+def column_list(text: str) -> list[str]:
+    """argparse type: comma-separated column names (may be given several times; see `flatten`)."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def flatten(lists: Sequence[Sequence[str]] | None) -> list[str]:
+    """Join the values of a repeatable `column_list` option, keeping order and dropping repeats."""
+    out: list[str] = []
+    for ls in lists or []:
+        for x in ls:
+            if x not in out:
+                out.append(x)
+    return out
+
+
+def delimiter_arg(text: str) -> str:
+    """argparse type for `--delimiter`: one character, `auto`, or a name (tab, comma, semicolon, pipe, space)."""
+    names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " ", "auto": "auto"}
+    if text.lower() in names:
+        return names[text.lower()]
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character or one of {', '.join(names)}, got {text!r}")
+    return text
+
+
+def add_csv_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that control how a delimited text file is read."""
+    g = p.add_argument_group("reading the file")
+    g.add_argument("--delimiter", "--sep", type=delimiter_arg, default="auto", metavar="CHAR",
+                   help="field separator: one character, or tab/comma/semicolon/pipe/space; default: detect it")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the file (default: %(default)s)")
+    g.add_argument("--no-header", dest="header", action="store_false",
+                   help="the file has no header line; name the columns with --names")
+    g.add_argument("--names", type=column_list, default=None, metavar="A,B,...",
+                   help="column names to use (required with --no-header)")
+
+
+def add_loader_arguments(p: argparse.ArgumentParser, default_bs: int, valid_pct: bool = True) -> None:
+    """Batch size, validation split, seed and device (shared by `train`, `lr-find` and `demo`)."""
+    g = p.add_argument_group("data loading")
+    g.add_argument("--bs", type=positive_int, default=default_bs, help="batch size (default: %(default)s)")
+    if valid_pct:
+        g.add_argument("--valid-pct", type=fraction, default=0.2,
+                       help="fraction of rows held out (at random) for validation (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=42,
+                   help="random seed for the split and the weights (default: %(default)s)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+
+
+def add_common_train_arguments(p: argparse.ArgumentParser, default_lr: float, default_epochs: int,
+                               default_bs: int, valid_pct: bool = True) -> None:
+    """Options of the training loop and of the run directory, shared by every application."""
+    add_loader_arguments(p, default_bs, valid_pct)
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, default=default_epochs, help="epochs to train (default: %(default)s)")
+    g.add_argument("--lr", type=parse_lr, default=default_lr,
+                   help="maximum learning rate of the one-cycle schedule, or 'auto' to use the valley "
+                        "suggestion of lr_find (default: %(default)s)")
+    g.add_argument("--wd", type=float, default=None, help="weight decay (default: the learner's)")
+    g.add_argument("--lr-find-iters", type=non_negative_int, default=100, metavar="N",
+                   help="batches of the learning-rate sweep plotted in the report; 0 skips it "
+                        "(default: %(default)s)")
+    add_run_arguments(p)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Where a run writes (`--out`, `--overwrite`) and checkpointing (`--checkpoint-every`, `--resume`)."""
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="run directory to create (default: runs/<application>-<date>-<time>)")
+    g.add_argument("--overwrite", action="store_true", help="replace --out if it already holds a finished run")
+    g.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="N",
+                   help="save an exact-resume checkpoint every N epochs into DIR.incomplete/checkpoints "
+                        "(0: never; default)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from the last checkpoint in DIR.incomplete")
+
+
+# ---- console -------------------------------------------------------------------------------------------
+class _NullBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+
+class Console:
+    """Messages for people on stderr (results on stdout); tqdm bars only when stderr is a terminal.
+
+    Args:
+        quiet: no progress messages (results and errors are still printed).
+        interactive: force bars on/off (default: `sys.stderr.isatty()`).
+    """
+
+    def __init__(self, quiet: bool = False, interactive: bool | None = None) -> None:
+        self.quiet = quiet
+        self.interactive = (sys.stderr.isatty() if interactive is None else interactive) and not quiet
+
+    def info(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    def warn(self, msg: str) -> None:
+        print(f"deepfit: warning: {msg}", file=sys.stderr, flush=True)
+
+    def result(self, msg: str) -> None:
+        print(msg, flush=True)
+
+    @contextlib.contextmanager
+    def bar(self, desc: str, total: float | None = None, unit: str = "it", unit_scale: bool = False) -> Iterator[Any]:
+        """A tqdm bar on a terminal, else a do-nothing bar; always closed on exit."""
+        if not self.interactive:
+            yield _NullBar()
+            return
+        from tqdm.auto import tqdm
+        b = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False, file=sys.stderr)
+        try:
+            yield b
+        finally:
+            b.close()
+
+    @contextlib.contextmanager
+    def step(self, desc: str) -> Iterator[None]:
+        """A long step without a count (preprocessing, plotting): a spinner-like bar on a terminal and a
+        line with the elapsed time in the log otherwise."""
+        t0 = time.perf_counter()
+        with self.bar(desc, total=1) as b:
+            yield
+            b.update(1)
+        if not self.quiet and not self.interactive:
+            pass
+        self._last_step = (desc, time.perf_counter() - t0)
+
+
+# ---- reading files -------------------------------------------------------------------------------------
+class _CountingReader(io.RawIOBase):
+    """A binary file wrapper that reports bytes read to a progress bar."""
+
+    def __init__(self, f: Any, bar: Any) -> None:
+        self.f, self.b = f, bar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = self.f.readinto(buf)
+        self.b.update(n or 0)
+        return n or 0
+
+
+_CANDIDATES = [",", ";", "\t", "|"]
+_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'", " ": "space"}
+
+
+def _sniff(sample: str) -> str | None:
+    """The delimiter that splits the first lines of `sample` into the same number (>1) of fields."""
+    lines = [ln for ln in sample.splitlines()[:20] if ln.strip()]
+    if len(lines) > 1 and not sample.endswith("\n"):
+        lines = lines[:-1]  # the last line of the sample may be cut
+    best, best_n = None, 1
+    for d in _CANDIDATES:
+        counts = [len(next(csv.reader([ln], delimiter=d))) for ln in lines]
+        if counts and min(counts) == max(counts) and counts[0] > best_n:
+            best, best_n = d, counts[0]
+    return best
+
+
+def check_input_file(path: Path, what: str = "input file") -> Path:
+    """Fail with a clear message unless `path` is an existing, readable, non-empty file."""
+    path = Path(path)
+    if not path.exists():
+        near = ""
+        if path.parent.is_dir():
+            sugg = closest(path.name, [p.name for p in path.parent.iterdir()])
+            near = f"; did you mean {path.parent / sugg}?" if sugg else ""
+        raise CLIError(f"{what} not found: {path}{near}")
+    if path.is_dir():
+        raise CLIError(f"{what} {path} is a directory; give the path of a file")
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"cannot read {what} {path}: permission denied")
+    if path.stat().st_size == 0:
+        raise CLIError(f"{what} {path} is empty (0 bytes)")
+    return path
+
+
+def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8", header: bool = True,
+               names: Sequence[str] | None = None, console: Console | None = None) -> "pd.DataFrame":
+    """Read a delimited text file into a DataFrame with clear errors.
+
+    Detects the delimiter (`auto`) among `, ; tab |`; reports wrong encodings, empty files, files with
+    a header but no rows, ragged rows, and a wrongly chosen delimiter (everything in one column).
+    The file is only opened for reading.
+    """
+    import pandas as pd
+    console = console or Console(quiet=True)
+    path = check_input_file(Path(path))
+    if names is not None and header is True and not names:
+        names = None
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise CLIError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if b"\x00" in head[:4096] and not encoding.lower().startswith("utf-16"):
+        raise CLIError(f"{path} looks like a binary file, not delimited text (it contains NUL bytes)")
+    try:
+        sample = head.decode(encoding)
+    except UnicodeDecodeError as e:
+        if e.end >= len(head) - 4 and len(head) == 1 << 16:  # a multi-byte character cut by the sample
+            sample = head[: e.start].decode(encoding, errors="ignore")
+        else:
+            raise _encoding_error(path, encoding, head, e) from None
+    auto = delimiter == "auto"
+    sep = (_sniff(sample) or ",") if auto else delimiter
+    size = path.stat().st_size
+    hdr = 0 if header else None
+    if not header and not names:
+        raise CLIError(f"--no-header needs --names to name the columns of {path}")
+    try:
+        with open(path, "rb") as raw, console.bar(f"reading {path.name}", total=size, unit="B", unit_scale=True) as b:
+            stream = io.BufferedReader(_CountingReader(raw, b))
+            df = pd.read_csv(stream, sep=sep, encoding=encoding, header=hdr, names=list(names) if names else None,
+                             skipinitialspace=True, engine="c")
+    except UnicodeDecodeError as e:
+        raise _encoding_error(path, encoding, None, e) from None
+    except pd.errors.EmptyDataError:
+        raise CLIError(f"{path} holds no data (only blank lines?)") from None
+    except pd.errors.ParserError as e:
+        msg = str(e).strip().splitlines()[-1]
+        raise CLIError(f"cannot parse {path} with delimiter {_NAMES.get(sep, repr(sep))}: {msg}. Check --delimiter "
+                       "and that every row has the same number of fields") from None
+    if len(df) == 0:
+        raise CLIError(f"{path} has a header ({', '.join(map(str, df.columns[:8]))}) but no data rows")
+    if df.shape[1] == 1 and not auto:
+        guess = _sniff(sample)
+        if guess is not None and guess != sep:
+            raise CLIError(f"{path} was read as a single column with --delimiter {_NAMES.get(sep, repr(sep))}, but "
+                           f"it looks {_NAMES[guess]}-delimited; pass --delimiter {_NAMES[guess].strip(chr(39))!s} "
+                           "(or leave --delimiter out to detect it)")
+    df.columns = [str(c).strip() for c in df.columns]
+    dups = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dups:
+        raise CLIError(f"{path} has repeated column names: {', '.join(dups)}; rename them")
+    console.info(f"read {path.name}: {len(df):,} rows x {df.shape[1]} columns (delimiter {_NAMES.get(sep, repr(sep))})")
+    return df
+
+
+def _encoding_error(path: Path, encoding: str, head: bytes | None, e: UnicodeDecodeError) -> CLIError:
+    hint = "latin-1" if encoding.lower().replace("-", "") in ("utf8", "ascii") else "utf-8"
+    bad = e.object[e.start:e.start + 1] if isinstance(e.object, (bytes, bytearray)) else b""
+    return CLIError(f"{path} is not valid {encoding} text (byte 0x{bad.hex() or '??'} near byte {e.start}); "
+                    f"pass the file's encoding, e.g. --encoding {hint}")
+
+
+# ---- columns -------------------------------------------------------------------------------------------
+def closest(name: str, choices: Sequence[str]) -> str | None:
+    """The choice nearest to `name` (case-insensitive difflib match), or None when nothing is close."""
+    choices = [str(c) for c in choices]
+    lower = {c.lower(): c for c in choices}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    m = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    return lower[m[0]] if m else None
+
+
+def _show_columns(cols: Sequence[str], n: int = 12) -> str:
+    cols = [str(c) for c in cols]
+    shown = ", ".join(cols[:n])
+    return shown + (f", ... ({len(cols)} in all)" if len(cols) > n else "")
+
+
+def check_columns(columns: Sequence[str], wanted: Sequence[str], option: str, source: str) -> None:
+    """Fail with a suggestion (difflib) when a name in `wanted` is not one of `columns`.
+
+    Args:
+        columns: the columns of the data.
+        wanted: names the user gave.
+        option: the option they came from (e.g. `--target`), named in the message.
+        source: the file (or data) they were looked up in.
+    """
+    cols = [str(c) for c in columns]
+    for w in wanted:
+        if w in cols:
+            continue
+        sugg = closest(w, cols)
+        did = f"; did you mean {sugg!r}?" if sugg else "."
+        extra = ""
+        if len(cols) == 1 and any(d in cols[0] for d in _CANDIDATES):
+            extra = " (the file was read as one column: is --delimiter right?)"
+        elif sum(_is_number(c) for c in cols) * 2 > len(cols):
+            extra = " (the first line looks like data, not a header: pass --no-header --names A,B,...)"
+        raise CLIError(f"column {w!r} ({option}) not found in {source}{did} Columns: {_show_columns(cols)}{extra}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# ---- the run directory ---------------------------------------------------------------------------------
+@dataclass
+class ReportItem:
+    """One entry of the HTML report: a figure (PNG in the run directory), a table or a paragraph."""
+
+    kind: str  # "figure" | "table" | "text"
+    title: str
+    content: Any  # file name (figure), DataFrame (table), str (text)
+    caption: str = ""
+
+
+class RunDir:
+    """The output directory of one training run, written so that an unfinished run is never mistaken for
+    a finished one.
+
+    While the run works, everything goes into `<out>.incomplete/`, whose `STATUS` file says `running`
+    (then `interrupted` or `failed: ...`). `finish()` writes the report, then `COMPLETE` as the very last
+    file, and renames the directory to `<out>`. A directory named `<out>` therefore always holds a
+    finished run.
+    """
+
+    def __init__(self, final: Path, work: Path) -> None:
+        self.final, self.path = final, work
+        self.items: list[ReportItem] = []
+        self.summary: dict[str, Any] = {}
+        self.t0 = time.time()
+
+    @staticmethod
+    def check(out: Path, overwrite: bool = False, resume: bool = False) -> Path:
+        """Fail early (before any data is read) when `out` cannot be used; returns `<out>.incomplete`."""
+        out = Path(out)
+        if out.name in ("", ".", ".."):
+            raise CLIError(f"--out {out} must name a new directory, e.g. runs/my-run")
+        work = out.with_name(out.name + INCOMPLETE_SUFFIX)
+        if out.exists() and not out.is_dir():
+            raise CLIError(f"output {out} exists and is a file, not a directory; choose another --out")
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise CLIError(f"output directory {out} already exists and is not empty; choose another --out or pass "
+                           "--overwrite to replace it")
+        if overwrite and out.is_dir() and any(out.iterdir()) and not (out / COMPLETE_MARKER).exists():
+            raise CLIError(f"--overwrite only replaces finished deepfit runs, and {out} has no {COMPLETE_MARKER} "
+                           "marker; remove it yourself or choose another --out")
+        parent = out.parent
+        probe = parent
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise CLIError(f"cannot create output directory {out}: {probe} is a file, not a directory")
+        if work.exists() and not (work / STATUS_FILE).exists():
+            raise CLIError(f"{work} exists but is not a deepfit run directory; move it away or choose another --out")
+        if resume and not work.is_dir():
+            raise CLIError(f"--resume: there is no interrupted run at {work}")
+        if os.name == "posix" and os.geteuid() != 0 and not os.access(probe, os.W_OK):
+            raise CLIError(f"cannot create output directory {out}: {probe} is not writable")
+        return work
+
+    @classmethod
+    def create(cls, out: Path, overwrite: bool = False, resume: bool = False) -> "RunDir":
+        """Check that `out` can be written and create `<out>.incomplete` (reused with `resume`)."""
+        out = Path(out)
+        work = cls.check(out, overwrite, resume)
+        if work.exists():
+            if not resume:
+                shutil.rmtree(work)  # an abandoned incomplete run of ours: start again
+        try:
+            work.mkdir(parents=True, exist_ok=resume)
+            probe_file = work / ".write-test"
+            probe_file.write_bytes(b"")
+            probe_file.unlink()
+        except OSError as e:
+            raise CLIError(f"cannot write output directory {out}: {e.strerror or e}") from None
+        run = cls(out, work)
+        run.set_status("running", f"pid {os.getpid()}")
+        return run
+
+    def file(self, name: str) -> Path:
+        """Path of a file in the (working) run directory."""
+        return self.path / name
+
+    def set_status(self, state: str, detail: str = "") -> None:
+        """Record the run's state (`running`, `interrupted`, `failed`) in the STATUS file."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        text = f"{state}\n{stamp}\n{detail}\n"
+        tmp = self.file(STATUS_FILE + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.file(STATUS_FILE))
+
+    def add_figure(self, name: str, title: str, draw: Callable[[Path], Any], caption: str = "",
+                   console: Console | None = None) -> bool:
+        """Draw a figure into `name` (PNG) with `draw(path)`; keep it for the report. A plot that fails
+        is reported as a warning, never the end of a run whose model is already trained."""
+        import matplotlib.pyplot as plt
+        p = self.file(name)
+        try:
+            res = draw(p)
+            if not p.exists() and res is not None and hasattr(res, "savefig"):
+                res.tight_layout()
+                res.savefig(p, dpi=100)
+            if res is not None and hasattr(res, "savefig"):
+                plt.close(res)
+            elif res is not None and hasattr(res, "get_figure"):
+                fig = res.get_figure()
+                if not p.exists():
+                    fig.tight_layout()
+                    fig.savefig(p, dpi=100)
+                plt.close(fig)
+        except Exception as e:  # noqa: BLE001 - a plot must not lose a trained model
+            (console or Console()).warn(f"could not draw {title.lower()}: {type(e).__name__}: {e}")
+            plt.close("all")
+            return False
+        if not p.exists():
+            (console or Console()).warn(f"{title} produced no image")
+            return False
+        self.items.append(ReportItem("figure", title, name, caption))
+        return True
+
+    def add_table(self, title: str, df: Any, caption: str = "", csv_name: str | None = None) -> None:
+        """A table for the report (also written as CSV when `csv_name` is given)."""
+        if csv_name:
+            df.to_csv(self.file(csv_name), index=False)
+        self.items.append(ReportItem("table", title, df, caption))
+
+    def add_text(self, title: str, text: str) -> None:
+        self.items.append(ReportItem("text", title, text))
+
+    def finish(self, title: str, config: dict[str, Any]) -> Path:
+        """Write run.json and report.html, then COMPLETE last, and rename to the final name."""
+        from .report import write_report
+        self.summary["seconds"] = round(time.time() - self.t0, 2)
+        info = {"config": config, "summary": self.summary}
+        (self.file("run.json")).write_text(json.dumps(info, indent=2, default=str))
+        write_report(self, title, config)
+        files = sorted(p.name for p in self.path.iterdir() if p.name not in (STATUS_FILE,))
+        self.file(STATUS_FILE).unlink(missing_ok=True)
+        marker = self.file(COMPLETE_MARKER + ".tmp")
+        marker.write_text(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n" + "\n".join(files) + "\n")
+        marker.replace(self.file(COMPLETE_MARKER))
+        if self.final.exists():
+            old = self.final.with_name(self.final.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            self.final.rename(old)
+            self.path.rename(self.final)
+            shutil.rmtree(old)
+        else:
+            self.path.rename(self.final)
+        self.path = self.final
+        return self.final
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """True when `run_dir` holds a finished run (the COMPLETE marker, written last, is there)."""
+    return (Path(run_dir) / COMPLETE_MARKER).is_file()
+
+
+# ---- applications --------------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """What an application builds before training: the learner plus facts for messages and the report.
+
+    Attributes:
+        learn: the Learner, ready to fit.
+        description: one line about the data (rows, columns, split).
+        facts: key/value pairs shown in the report (target, columns, classes, ...).
+        task: "classification", "regression" or "" when unknown.
+        extra: anything the application wants to keep for its plots.
+    """
+
+    learn: "Learner"
+    description: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    task: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Application:
+    """Base class of a `deepfit train <name>` application (the plug-in protocol).
+
+    A subclass sets `name`, `help`, `description`, `examples`, `dls_classes` (the DataLoaders class
+    names its exported models carry, so `predict`/`info` find it) and `user_errors` (exception types that
+    mean bad input), and implements:
+
+    - `add_arguments(parser)`: its data and model options (the training options are added for it);
+    - `prepare(args, console) -> Prepared`: read and check the data and build the learner, writing nothing;
+    - `report(prepared, run, console)`: its own plots and tables, after training;
+    - `predict(learn, df, args) -> DataFrame`: predictions for the rows of `df` (never modifying it);
+    - `add_predict_arguments(parser)` (optional): extra options of `deepfit predict` for its models.
+
+    `train(args, run, prepared, console)` has a generic implementation (one-cycle training, metrics CSV,
+    loss/schedule/lr_find plots, export); override it only when an application needs another loop.
+    """
+
+    name: str = ""
+    help: str = ""
+    description: str = ""
+    examples: str = ""
+    dls_classes: tuple[str, ...] = ()
+    user_errors: tuple[type[BaseException], ...] = ()
+    default_lr: float = 1e-3
+    default_epochs: int = 5
+    default_bs: int = 64
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def prepare(self, args: argparse.Namespace, console: Console) -> Prepared:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def report(self, prepared: Prepared, run: RunDir, console: Console) -> None:
+        """Application-specific plots and tables (default: none)."""
+
+    def predict(self, learn: "Learner", df: "pd.DataFrame", args: argparse.Namespace) -> "pd.DataFrame":  # pragma: no cover
+        raise NotImplementedError
+
+    def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Extra `deepfit predict` options for this application's models (default: none)."""
+
+    def describe_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """What `deepfit info` shows of an exported model's data-pipeline state (default: all of it)."""
+        return state
+
+    def load_user_errors(self) -> tuple[type[BaseException], ...]:
+        """Exception types of this application that mean bad input (imported lazily)."""
+        return self.user_errors
+
+    def train(self, args: argparse.Namespace, run: RunDir, prepared: Prepared, console: Console) -> dict[str, Any]:
+        """Train with the one-cycle policy and write model, metrics and the standard plots into `run`."""
+        from .training import standard_train
+        return standard_train(self, args, run, prepared, console)
