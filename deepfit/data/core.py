@@ -90,6 +90,9 @@ class DataLoader:
         self.n_inp = len(tensors) - 1 if n_inp is None else n_inp
         if len(tensors) == 1 and n_inp is None:
             self.n_inp = 1
+        if not 1 <= self.n_inp <= len(tensors):
+            raise ValueError(f"`n_inp` must be between 1 and the number of tensors ({len(tensors)}); "
+                             f"received n_inp={n_inp!r}.")
         self.seed, self.after_batch = seed, after_batch
         self.rank, self.world_size = rank, world_size
         self._gen = torch.Generator()
@@ -128,9 +131,11 @@ class DataLoader:
         if self._resume is not None:
             epoch_seed, start = self._resume
             self._resume = None
-        else:
+        elif self.shuffle:
             gen = self._gen if self.seed is not None else None
             epoch_seed, start = int(torch.randint(0, 2**62, (1,), generator=gen)), 0
+        else:  # an unshuffled loader needs no random numbers: leave torch's global generator alone
+            epoch_seed, start = 0, 0
         self._epoch_seed = epoch_seed
         order = self._order(epoch_seed)
         for b in range(start, len(self)):
