@@ -28,9 +28,11 @@ class TrackerCallback(Callback):
         if comp is None:
             comp = operator.lt if ("loss" in monitor or "error" in monitor) else operator.gt
         self.monitor, self.comp, self.min_delta = monitor, comp, min_delta
+        # any comparison works (operator.lt, np.less, a lambda): ask it which way is better
+        self._lower_is_better = bool(comp(0.0, 1.0))
 
     def before_fit(self) -> None:
-        self.best = np.inf if self.comp is operator.lt else -np.inf
+        self.best = np.inf if self._lower_is_better else -np.inf
         self.best_epoch = -1
 
     def _improved(self) -> bool:
@@ -39,7 +41,7 @@ class TrackerCallback(Callback):
             raise KeyError(f"{type(self).__name__} monitors {self.monitor!r}, which is not logged; "
                            f"available: {sorted(k for k in row if k not in ('epoch', 'time'))}.")
         val = row[self.monitor]
-        delta = -self.min_delta if self.comp is operator.lt else self.min_delta
+        delta = -self.min_delta if self._lower_is_better else self.min_delta
         if self.comp(val - delta, self.best):
             self.best, self.best_epoch = val, self.learner.epoch
             return True
