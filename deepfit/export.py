@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
 
 __all__ = ["register_model", "register_dls", "export_learner", "load_learner", "ExportError", "FORMAT_VERSION",
-           "read_header"]
+           "read_header", "state_dict_mismatches"]
 
 FORMAT_VERSION = 1
 _MODELS: dict[str, type[nn.Module]] = {}
@@ -30,6 +30,40 @@ _DLS: dict[str, Callable[[dict[str, Any], dict[str, torch.Tensor]], Any]] = {}
 
 class ExportError(ValueError):
     """An exported model file cannot be written or read (with the reason and what to do)."""
+
+
+def _shape(t: Any) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def state_dict_mismatches(model: nn.Module, state: Any, strict: bool = True, max_names: int = 8) -> list[str]:
+    """Why `state` cannot be loaded into `model`, one readable line per kind of problem (empty: it fits).
+
+    Names the missing and unexpected tensors (with `strict`) and every tensor whose shape differs,
+    with both shapes, so a file from another architecture or configuration is easy to recognise.
+    """
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        return [f"expected a dict of named tensors, found {type(state).__name__}"]
+    expected = model.state_dict()
+
+    def names(keys: list[str]) -> str:
+        more = f" and {len(keys) - max_names} more" if len(keys) > max_names else ""
+        return ", ".join(keys[:max_names]) + more
+
+    out = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if strict and missing:
+        out.append(f"missing tensors the model needs: {names(missing)}")
+    if strict and unexpected:
+        out.append(f"unexpected tensors the model does not have: {names(unexpected)}")
+    shapes = [f"{k} is {_shape(state[k])} in the file but {tuple(v.shape)} in the model"
+              for k, v in expected.items() if k in state
+              and (not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != tuple(v.shape))]
+    if shapes:
+        out.append("shape mismatch: " + "; ".join(shapes[:max_names])
+                   + (f"; and {len(shapes) - max_names} more" if len(shapes) > max_names else ""))
+    return out
 
 
 def register_model(cls: type[nn.Module]) -> type[nn.Module]:
@@ -88,21 +122,30 @@ def read_header(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No exported model at {path}.")
-    raw = path.read_bytes()[:8]
+    with open(path, "rb") as f:
+        raw = f.read(8)
+    if raw[:4] == b"PK\x03\x04":  # the zip container of torch.save
+        raise ExportError(f"{path} is a pickle/torch.save file, not an exported deepfit model (safetensors). "
+                          "load_learner never unpickles files (that could run code from them); weights saved "
+                          "with learn.save are loaded with learn.load.")
     if len(raw) < 8:
         raise ExportError(f"{path} is empty or truncated: it is not an exported deepfit model.")
     n = int.from_bytes(raw, "little")
     size = path.stat().st_size
-    if n <= 0 or n + 8 > size:
+    if (n < 2 or n + 8 > size) and raw[:1] == b"\x80" and 2 <= raw[1] <= 5:  # a pickle's PROTO opcode
+        raise ExportError(f"{path} looks like a pickle file, not an exported deepfit model (safetensors). "
+                          "load_learner never unpickles files (that could run code from them).")
+    if n < 2 or n + 8 > size:
         raise ExportError(f"{path} is truncated or not a safetensors file (header claims {n} bytes, the file has "
                           f"{size}). Export the model again.")
     try:
         with open(path, "rb") as f:
             f.seek(8)
-            meta = json.loads(f.read(n)).get("__metadata__", {})
+            header = json.loads(f.read(n))
     except (ValueError, UnicodeDecodeError) as e:
         raise ExportError(f"{path} has a corrupted header ({e}). Export the model again.") from None
-    if meta.get("format") != "deepfit":
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != "deepfit":
         raise ExportError(f"{path} is a safetensors file but not a deepfit export (no deepfit header).")
     return meta
 
@@ -120,7 +163,14 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
     _register_builtin()
     path = Path(path)
     meta = read_header(path)
-    version = int(meta.get("format_version", "0"))
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        raise ExportError(f"{path} has an unreadable format_version {meta.get('format_version')!r} in its "
+                          "header (corrupted file?). Export the model again.") from None
+    missing = [k for k in ("model_class", "model_config", "loss") if k not in meta]
+    if version <= FORMAT_VERSION and missing:
+        raise ExportError(f"{path} has an incomplete deepfit header (missing {missing}). Export the model again.")
     if version > FORMAT_VERSION:
         raise ExportError(f"{path} was written by deepfit {meta.get('deepfit_version')} (format {version}); this is "
                           f"deepfit {__version__} (format {FORMAT_VERSION}). Upgrade deepfit to load it.")
@@ -128,17 +178,28 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
     if cls_name not in _MODELS:
         _import_applications()
     if cls_name not in _MODELS:
-        raise ExportError(f"{path} holds a {cls_name} model, which this deepfit does not know.")
+        raise ExportError(f"{path} holds a {cls_name} model, which this deepfit does not know. Known models: "
+                          f"{sorted(_MODELS)}. Import the module that defines {cls_name} (and registers it with "
+                          "deepfit.export.register_model) before calling load_learner.")
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise ExportError(f"{path} is truncated or corrupted ({e}). Export the model again.") from None
-    model = _MODELS[cls_name](**json.loads(meta["model_config"]))
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ExportError(f"The weights in {path} do not fit the {cls_name} they describe: {e}") from None
+        config = json.loads(meta["model_config"])
+        if not isinstance(config, dict):
+            raise ValueError(f"expected a JSON object, found {type(config).__name__}")
+        model = _MODELS[cls_name](**config)
+    except (ValueError, TypeError) as e:
+        raise ExportError(f"{path} describes a {cls_name} with a config this deepfit cannot build "
+                          f"({meta['model_config'][:200]}): {e}. Was it written by another deepfit version?") from None
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    problems = state_dict_mismatches(model, state)
+    if problems:
+        raise ExportError(f"The weights in {path} do not fit the {cls_name} described in its header ({config}): "
+                          + "; ".join(problems) + ". The file was probably edited or written by another version.")
+    model.load_state_dict(state, strict=True)
+    model.eval()  # an exported model is for inference
     dls_tensors = {k[len("dls."):]: v for k, v in tensors.items() if k.startswith("dls.")}
     dls_name = meta.get("dls_class", "")
     from .data.core import DataLoader, DataLoaders
@@ -152,7 +213,11 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
         dls = DataLoaders(DataLoader(torch.zeros(1, 1), torch.zeros(1), bs=1))
     if device is not None:
         dls.to(device)
-    learn = Learner(dls, model, loss_func=loss_from_name(meta["loss"]), progress=False)
+    try:
+        loss_func = loss_from_name(meta["loss"])
+    except ValueError as e:
+        raise ExportError(f"{path} uses the loss {meta['loss']!r}, which this deepfit does not know: {e}") from None
+    learn = Learner(dls, model, loss_func=loss_func, progress=False)
     return learn
 
 

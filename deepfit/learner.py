@@ -95,6 +95,7 @@ class Learner:
         self.training, self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter = False, 0, 0, 0, 0, 0
         self.start_epoch = 0
         self._quiet_fit = False
+        self._resume: Any = None  # a callbacks.checkpoint.Resume while a fit resumes from a checkpoint
         self.pred: Any = None
         self.loss: torch.Tensor | None = None
         self.loss_grad: torch.Tensor | None = None
@@ -187,7 +188,8 @@ class Learner:
             final()
 
     def fit(self, n_epoch: int, lr: LrArg | None = None, wd: float | None = None,
-            cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False, start_epoch: int = 0) -> None:
+            cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False, start_epoch: int = 0,
+            resume_from: str | Path | None = None) -> None:
         """Train for `n_epoch` epochs at a constant learning rate (plus whatever `cbs` schedule).
 
         Args:
@@ -196,7 +198,12 @@ class Learner:
             wd: weight decay (default: the Learner's `wd`).
             cbs: callbacks for this fit only.
             reset_opt: build a fresh optimizer (forgetting momentum buffers).
-            start_epoch: first epoch to run (used when resuming from a checkpoint).
+            start_epoch: first epoch to run (the schedules start as if the earlier epochs had run).
+            resume_from: a file written by the `Checkpoint` callback: repeat the interrupted training
+                call with this argument to continue it from the exact batch where the checkpoint was
+                taken (weights, optimizer, schedule position, RNG states, data order and callbacks'
+                state are restored). A ValueError (`CheckpointError`) explains a call that does not
+                match the one that wrote the checkpoint.
         """
         if not isinstance(n_epoch, (int, np.integer)) or n_epoch < 0:
             raise ValueError(f"`n_epoch` must be a non-negative integer; received n_epoch={n_epoch!r}.")
@@ -210,15 +217,23 @@ class Learner:
             set_hyper(self.opt, "wd", self.wd if wd is None else wd)
         self.n_epoch, self.start_epoch = int(n_epoch), int(start_epoch)
         self.train_iter = self.start_epoch * len(self.dls.train)
+        if resume_from is not None and self.start_epoch != 0:
+            raise ValueError("Pass either `start_epoch` or `resume_from`: a checkpoint knows where to resume.")
         with self.added_cbs(listify(cbs)):
             try:
+                if resume_from is not None:
+                    from .callbacks.checkpoint import Resume
+                    self._resume = Resume(self, resume_from)
                 self._with_events(self._do_fit, "fit", CancelFit)
             finally:
                 self.training = False
+                self._resume = None
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
+            if self._resume is not None:
+                self._resume.at_epoch_start()
             self._with_events(self._do_epoch, "epoch", CancelEpoch)
 
     def _do_epoch(self) -> None:
@@ -242,7 +257,11 @@ class Learner:
 
     def _all_batches(self) -> None:
         self.n_iter = len(self.dl)
-        for i, batch in enumerate(self.dl):
+        start = 0
+        if self.training and self._resume is not None:  # continue an interrupted epoch after its last done batch
+            start = self._resume.at_train_start()
+            self._resume = None
+        for i, batch in enumerate(self.dl, start):
             self.iter = i
             self._one_batch(batch)
 
@@ -282,50 +301,57 @@ class Learner:
         return np.asarray(self.lr_per_group(lr), dtype=float)
 
     def _sched_fit(self, n_epoch: int, scheds: dict[str, Callable], lr: LrArg, wd: float | None,
-                   cbs: Sequence[Callback] | Callback, reset_opt: bool, start_epoch: int = 0) -> None:
+                   cbs: Sequence[Callback] | Callback, reset_opt: bool, start_epoch: int = 0,
+                   resume_from: str | Path | None = None) -> None:
         from .callbacks.schedule import ParamScheduler
         if self.opt is None or reset_opt:
             self.create_opt()
         scheds = {k: v for k, v in scheds.items() if k == "lr" or has_hyper(self.opt, k)}
-        self.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
+        self.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch,
+                 resume_from=resume_from)
 
     def fit_one_cycle(self, n_epoch: int, lr_max: LrArg | None = None, div: float = 25.0, div_final: float = 1e5,
                       pct_start: float = 0.25, wd: float | None = None,
                       moms: tuple[float, float, float] | None = None, cbs: Sequence[Callback] | Callback = (),
-                      reset_opt: bool = False, start_epoch: int = 0) -> None:
+                      reset_opt: bool = False, start_epoch: int = 0, resume_from: str | Path | None = None) -> None:
         """Leslie Smith's 1cycle policy: the learning rate warms up from `lr_max/div` to `lr_max` over
         `pct_start` of training and anneals to `lr_max/div_final` (both halves cosine), while momentum
-        moves the opposite way through `moms`."""
+        moves the opposite way through `moms`. `resume_from`: see `fit`."""
         lr_max = self.lr if lr_max is None else lr_max
         scheds = sched.one_cycle(self._lr_array(lr_max), div=div, div_final=div_final, pct_start=pct_start,
                                  moms=moms if moms is not None else self.moms)
-        self._sched_fit(n_epoch, scheds, lr_max, wd, cbs, reset_opt, start_epoch)
+        self._sched_fit(n_epoch, scheds, lr_max, wd, cbs, reset_opt, start_epoch, resume_from)
 
     def fit_sgdr(self, n_cycles: int, lr_max: LrArg | None = None, cycle_len: int = 1, cycle_mult: int = 1,
-                 wd: float | None = None, cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False) -> None:
+                 wd: float | None = None, cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False,
+                 resume_from: str | Path | None = None) -> None:
         """Stochastic gradient descent with warm restarts (Loshchilov & Hutter): `n_cycles` cosine
-        annealings from `lr_max` to 0, the i-th lasting `cycle_len * cycle_mult**i` epochs."""
+        annealings from `lr_max` to 0, the i-th lasting `cycle_len * cycle_mult**i` epochs.
+        `resume_from`: see `fit`."""
         lr_max = self.lr if lr_max is None else lr_max
         s, n_epoch = sched.sgdr(self._lr_array(lr_max), n_cycles, cycle_len=cycle_len, cycle_mult=cycle_mult)
-        self._sched_fit(n_epoch, {"lr": s}, lr_max, wd, cbs, reset_opt)
+        self._sched_fit(n_epoch, {"lr": s}, lr_max, wd, cbs, reset_opt, resume_from=resume_from)
 
     def fit_flat_cos(self, n_epoch: int, lr: LrArg | None = None, pct_start: float = 0.75, div_final: float = 1e5,
-                     wd: float | None = None, cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False) -> None:
-        """Train at a flat `lr` for `pct_start` of the run, then anneal with a cosine to `lr/div_final`."""
+                     wd: float | None = None, cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False,
+                     resume_from: str | Path | None = None) -> None:
+        """Train at a flat `lr` for `pct_start` of the run, then anneal with a cosine to `lr/div_final`.
+        `resume_from`: see `fit`."""
         lr = self.lr if lr is None else lr
         scheds = sched.flat_cos(self._lr_array(lr), pct_start=pct_start, div_final=div_final)
-        self._sched_fit(n_epoch, scheds, lr, wd, cbs, reset_opt)
+        self._sched_fit(n_epoch, scheds, lr, wd, cbs, reset_opt, resume_from=resume_from)
 
     def fit_clr(self, n_epoch: int, lr_min: float, lr_max: float, step_size: int | None = None,
                 mode: str = "triangular", gamma: float = 1.0, wd: float | None = None,
-                cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False) -> None:
+                cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False,
+                resume_from: str | Path | None = None) -> None:
         """Smith's cyclical learning rates between `lr_min` and `lr_max` (`mode` triangular,
         triangular2 or exp_range); `step_size` is half a cycle in iterations (default 2 epochs... of
         batches: `2 * len(train)` as the paper suggests 2-10 epochs per half cycle)."""
         total = n_epoch * len(self.dls.train)
         step_size = 2 * len(self.dls.train) if step_size is None else step_size
         scheds = sched.clr(lr_min, lr_max, step_size=step_size, total_steps=total, mode=mode, gamma=gamma)
-        self._sched_fit(n_epoch, scheds, lr_max, wd, cbs, reset_opt)
+        self._sched_fit(n_epoch, scheds, lr_max, wd, cbs, reset_opt, resume_from=resume_from)
 
     # ---- learning-rate finder -------------------------------------------------------------------------
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
@@ -537,23 +563,51 @@ class Learner:
         return f
 
     def load(self, name: str | Path, with_opt: bool = True, strict: bool = True) -> "Learner":
-        """Load what `save` wrote, onto this learner's device (a GPU file loads on a CPU-only machine)."""
+        """Load what `save` (or the `Checkpoint` callback) wrote, onto this learner's device (a GPU file
+        loads on a CPU-only machine). Reads with `torch.load(weights_only=True)`: a file holding pickled
+        Python objects is refused, never executed.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is truncated/corrupted, holds pickled objects, comes from a newer
+                deepfit, or its weights do not fit this model (the message names the tensors).
+        """
+        from .callbacks.checkpoint import refused_object
+        from .export import state_dict_mismatches
         f = self._file(name)
         if not f.exists():
             raise FileNotFoundError(f"No saved model at {f}.")
         try:
             state = torch.load(f, map_location=self.dls.device, weights_only=True)
         except Exception as e:
+            refused = refused_object(e)
+            if refused is not None:
+                raise ValueError(f"{f} contains pickled Python objects, not only tensors ({refused}): deepfit refuses "
+                                 "to load it because unpickling can run arbitrary code. Save weights with "
+                                 "learn.save.") from None
             raise ValueError(f"{f} is not a readable deepfit/torch checkpoint (truncated or corrupted?): {e}") from None
+        if isinstance(state, dict) and state.get("format") == "deepfit-checkpoint":
+            from .callbacks.checkpoint import CHECKPOINT_VERSION
+            if not isinstance(state.get("version"), int) or state["version"] > CHECKPOINT_VERSION:
+                raise ValueError(f"{f} is a checkpoint of format version {state.get('version')} (deepfit "
+                                 f"{state.get('deepfit_version')}); this deepfit reads format {CHECKPOINT_VERSION}. "
+                                 "Upgrade deepfit to load it.")
         model_state = state.get("model", state) if isinstance(state, dict) else state
-        try:
-            self.model.load_state_dict(model_state, strict=strict)
-        except RuntimeError as e:
-            raise ValueError(f"The weights in {f} do not fit this model: {e}") from None
-        if with_opt and "opt" in state:
+        model = self.model
+        problems = state_dict_mismatches(model, model_state, strict=strict)
+        if problems:
+            raise ValueError(f"The weights in {f} do not fit this {type(self.model).__name__}: " + "; ".join(problems)
+                             + ". Was the file saved from another architecture or configuration?")
+        model.load_state_dict(model_state, strict=strict)
+        if with_opt and isinstance(state, dict) and state.get("opt"):
             if self.opt is None:
                 self.create_opt()
-            self.opt.load_state_dict(state["opt"])
+            try:
+                self.opt.load_state_dict(state["opt"])
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise ValueError(f"The optimizer state in {f} does not fit this learner's optimizer "
+                                 f"({type(self.opt).__name__}): {e}. Load with with_opt=False to load only the "
+                                 "weights.") from None
         return self
 
     def export(self, path: str | Path = "export.safetensors") -> Path:

@@ -1,4 +1,5 @@
 """Callbacks: events, recorder, progress, schedules, tracking, logging, precision."""
+from .checkpoint import Checkpoint, CheckpointError
 from .core import (EVENTS, Callback, CancelBackward, CancelBatch, CancelEpoch, CancelFit, CancelStep, CancelTrain,
                    CancelValidate)
 from .logger import CSVLogger
@@ -9,7 +10,7 @@ from .schedule import LRFinder, ParamScheduler, SuggestedLRs
 from .tracker import EarlyStopping, SaveBestModel, TrackerCallback
 from .training import GradientClip, NonFiniteLossError, TerminateOnNaN
 
-__all__ = ["EVENTS", "Callback", "CancelBackward", "CancelBatch", "CancelEpoch", "CancelFit", "CancelStep",
-           "CancelTrain", "CancelValidate", "CSVLogger", "MixedPrecision", "ProgressCallback", "Recorder",
-           "LRFinder", "ParamScheduler", "SuggestedLRs", "EarlyStopping", "SaveBestModel", "TrackerCallback",
-           "GradientClip", "NonFiniteLossError", "TerminateOnNaN"]
+__all__ = ["Checkpoint", "CheckpointError", "EVENTS", "Callback", "CancelBackward", "CancelBatch", "CancelEpoch",
+           "CancelFit", "CancelStep", "CancelTrain", "CancelValidate", "CSVLogger", "MixedPrecision",
+           "ProgressCallback", "Recorder", "LRFinder", "ParamScheduler", "SuggestedLRs", "EarlyStopping",
+           "SaveBestModel", "TrackerCallback", "GradientClip", "NonFiniteLossError", "TerminateOnNaN"]

@@ -53,6 +53,7 @@ class Recorder(Callback):
     def before_train(self) -> None:
         self._epoch_losses: list[torch.Tensor] = []
         self._t0 = time.perf_counter()
+        self._in_train = True
 
     def after_batch(self) -> None:
         learn = self.learner
@@ -77,6 +78,7 @@ class Recorder(Callback):
         self._train_loss = float(vals.mean()) if len(vals) else float("nan")
         self._train_time = time.perf_counter() - self._t0
         self.last_valid = {}
+        self._in_train = False
 
     def before_validate(self) -> None:
         self._vloss = torch.zeros((), device=self.learner.dls.device)
@@ -101,6 +103,25 @@ class Recorder(Callback):
         row.update(self.last_valid)
         row["time"] = time.perf_counter() - self._te
         self.log.append(row)
+
+    # ---- checkpoint state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """History of the fit so far, the smoothing average and, in the middle of a training phase, the
+        losses of the epoch's batches already done (so a resumed epoch reports the same train loss)."""
+        state: dict[str, Any] = {"losses": list(self.losses), "smooth_losses": list(self.smooth_losses),
+                                 "lrs": list(self.lrs), "moms": list(self.moms), "log": [dict(r) for r in self.log],
+                                 "avg": float(getattr(self, "_avg", 0.0))}
+        if getattr(self, "_in_train", False):
+            ep = self._epoch_losses
+            state["epoch_losses"] = torch.stack(ep).detach().cpu() if ep else torch.zeros(0)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses, self.smooth_losses = list(state["losses"]), list(state["smooth_losses"])
+        self.lrs, self.moms, self.log = list(state["lrs"]), list(state["moms"]), [dict(r) for r in state["log"]]
+        self._avg = float(state["avg"])
+        if "epoch_losses" in state:
+            self._epoch_losses = list(state["epoch_losses"].to(self.learner.dls.device).unbind(0))
 
     @property
     def metric_names(self) -> list[str]:
