@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepfit import CrossEntropyLoss, DataLoaders, Learner, set_seed
 from deepfit.callbacks import Callback, Checkpoint, CheckpointError, EarlyStopping
 from deepfit.callbacks.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from deepfit.layers import MLP
-from deepfit.metrics import accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -124,7 +124,7 @@ def fit_signature(learn: "Learner") -> dict[str, Any]:
     opt = learn.opt
     sig: dict[str, Any] = {
         "n_epoch": int(learn.n_epoch), "batches_per_epoch": len(learn.dls.train),
-        "n_rows": int(len(learn.dls.train.tensors[0])), "bs": int(learn.dls.train.bs),
+        "n_rows": int(learn.dls.train.n), "bs": int(learn.dls.train.bs),
         "lr": get_hyper(opt, "lr") if opt is not None else [],
         "wd": get_hyper(opt, "wd") if opt is not None and has_hyper(opt, "wd") else [],
         "scheds": {},
