@@ -22,6 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 DEEPFIT_BIN = REPO / ".venv" / "bin" / "deepfit"
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # ---- small data ------------------------------------------------------------------------------------------
 def make_tabular_csv(path: Path, n: int = 300, seed: int = 0) -> Path:
     """label = 'big' when size + 2*(color == 'red') > 1, with a little noise; a regression target too."""
@@ -172,6 +181,7 @@ def _check_run_dir(run: Path, extra_pngs: tuple[str, ...]) -> None:
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_tabular_train_predict_info_round_trip(capsys, tmp_path, tab_csv):
     out = tmp_path / "run"
     code, stdout, err = run_cli(capsys, "train", "tabular", tab_csv, "--target", "label", "--ignore", "price", "--out", out,
@@ -399,6 +409,7 @@ needs_bin = pytest.mark.skipif(not DEEPFIT_BIN.exists(), reason="deepfit is not 
 
 
 @needs_bin
+@pytest.mark.slow
 def test_entry_point_help():
     r = subprocess.run([str(DEEPFIT_BIN), "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "usage: deepfit" in r.stdout and "predict" in r.stdout
@@ -411,7 +422,7 @@ def test_entry_point_help():
 @pytest.mark.slow
 def test_entry_point_train_then_predict(tmp_path):
     csv = make_tabular_csv(tmp_path / "t.csv", n=200)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     r = subprocess.run([str(DEEPFIT_BIN), "train", "tabular", str(csv), "--target", "label", "--out",
                         str(tmp_path / "run"), "--epochs", "1", "--lr-find-iters", "0"], capture_output=True,
                        text=True, timeout=300, env=env, cwd=tmp_path)
@@ -422,3 +433,35 @@ def test_entry_point_train_then_predict(tmp_path):
     assert r.returncode == 0, r.stderr
     preds = pd.read_csv(tmp_path / "t.predictions.csv")  # default output name, in the current directory
     assert len(preds) == 200 and "prediction" in preds.columns
+
+
+# ---- checkpoints and exact resume --------------------------------------------------------------------------
+def test_interrupted_run_resumes_to_the_same_result(capsys, tmp_path, tab_csv, monkeypatch):
+    from deepfit.callbacks.logger import CSVLogger
+    base = ["train", "tabular", str(tab_csv), "--target", "label", "--ignore", "price", "--epochs", "3",
+            "--lr", "1e-2", "--lr-find-iters", "0", "--bs", "32", "-q", "--checkpoint-every", "1"]
+    assert main(base + ["--out", str(tmp_path / "ref")]) == 0
+    ref = pd.read_csv(tmp_path / "ref" / "metrics.csv")
+
+    original = CSVLogger.after_epoch
+
+    def interrupt(self):
+        original(self)
+        if self.learner.epoch == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(CSVLogger, "after_epoch", interrupt)
+    out = tmp_path / "run"
+    assert main(base + ["--out", str(out)]) == 130
+    assert "--resume" in capsys.readouterr().err
+    work = tmp_path / ("run" + INCOMPLETE_SUFFIX)
+    assert (work / "checkpoints" / "checkpoint.pth").is_file() and not out.exists()
+    monkeypatch.setattr(CSVLogger, "after_epoch", original)
+    assert main(base + ["--out", str(out), "--resume"]) == 0, capsys.readouterr().err
+    got = pd.read_csv(out / "metrics.csv")
+    assert got["epoch"].tolist() == [0, 1, 2]
+    cols = ["train_loss", "valid_loss", "accuracy"]
+    np.testing.assert_allclose(got[cols].to_numpy(), ref[cols].to_numpy(), rtol=1e-6)
+    from deepfit import load_learner
+    a, b = load_learner(tmp_path / "ref" / "model.safetensors"), load_learner(out / "model.safetensors")
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(v, w), k

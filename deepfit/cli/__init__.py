@@ -274,6 +274,8 @@ def _print_final(console: Console, final: dict[str, Any], path: Path) -> None:
 def _cmd_train(args: argparse.Namespace, console: Console) -> int:
     app: Application = args.app
     if args.out is None:
+        if args.resume:
+            raise CLIError("--resume needs --out DIR: the output directory of the interrupted run")
         args.out = _default_out(app.name)
     RunDir.check(args.out, args.overwrite, args.resume)  # before reading anything
     prepared = _prepare(app, args, console)

@@ -367,6 +367,14 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
     return df
 
 
+def check_split(n_rows: int, valid_pct: float, source: str, what: str = "rows") -> None:
+    """Fail clearly when a random `valid_pct` split of `n_rows` leaves no validation or too few training rows."""
+    n_valid = int(round(n_rows * valid_pct))
+    if n_valid < 1 or n_rows - n_valid < 2:
+        raise CLIError(f"{source} has only {n_rows} {what}: too few to hold out {valid_pct:.0%} for validation and "
+                       "still train; use more data (or a different --valid-pct)")
+
+
 def _encoding_error(path: Path, encoding: str, head: bytes | None, e: UnicodeDecodeError) -> CLIError:
     hint = "latin-1" if encoding.lower().replace("-", "") in ("utf8", "ascii") else "utf-8"
     bad = e.object[e.start:e.start + 1] if isinstance(e.object, (bytes, bytearray)) else b""

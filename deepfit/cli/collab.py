@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Application, CLIError, Console, Prepared, RunDir, check_columns, int_list, positive_int, read_table
+from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_split, int_list,
+                   positive_int, read_table)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -96,6 +97,7 @@ class CollabApp(Application):
         df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console)
         user, item, rating = self._columns(df, args)
         source = Path(args.file).name
+        check_split(len(df), args.valid_pct, source, "ratings")
         r = df[rating]
         off = 2 if args.header else 1
         if r.isna().any():

@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, column_list, flatten, int_list,
-                   positive_int, read_table)
+from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_split, column_list,
+                   flatten, int_list, positive_int, read_table)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -85,6 +85,7 @@ class TabularApp(Application):
         df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console)
         cats, conts = self._roles(df, args)
         source = Path(args.file).name
+        check_split(len(df), args.valid_pct, source)
         y = df[args.target]
         if y.isna().any():
             rows = (y.index[y.isna()] + 2).tolist()[:5] if args.header else (y.index[y.isna()] + 1).tolist()[:5]

@@ -3,10 +3,11 @@ metrics CSV, export in safetensors format, and the standard plots (loss, schedul
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from .base import CLIError, Console, Prepared, RunDir
+from .base import CLIError, Console, Prepared, ReportItem, RunDir
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..learner import Learner
@@ -30,30 +31,58 @@ def run_lr_find(learn: "Learner", num_it: int, console: Console) -> Any:
     return res
 
 
+CHECKPOINT = "checkpoints/checkpoint.pth"
+RESUME_STATE = "resume.json"
+
+
 def checkpoint_callbacks(args: argparse.Namespace, run: RunDir, console: Console) -> tuple[list[Any], dict[str, Any]]:
     """Callbacks for `--checkpoint-every N` and keyword arguments of `fit_one_cycle` for `--resume`.
 
-    Uses `deepfit.callbacks.Checkpoint` when this deepfit has it; otherwise the options are refused
-    with a clear message."""
+    Checkpoints go to `<run>/checkpoints/checkpoint.pth` (written atomically by deepfit's `Checkpoint`
+    callback); `--resume` repeats the training call with `resume_from=` that file, which continues from
+    the exact batch after it."""
     every = getattr(args, "checkpoint_every", 0) or 0
     resume = getattr(args, "resume", False)
     if not every and not resume:
         return [], {}
     try:
-        from ..callbacks import Checkpoint  # type: ignore[attr-defined]
-    except ImportError:
+        from ..callbacks import Checkpoint
+    except ImportError:  # pragma: no cover - older deepfit
         raise CLIError("--checkpoint-every/--resume need exact-resume checkpoints, which this deepfit build "
-                       "does not have yet") from None
-    ckpt_dir = run.file("checkpoints")
-    cbs = [Checkpoint(ckpt_dir, every=every or 1)]
+                       "does not have") from None
+    path = run.file(CHECKPOINT).resolve()
+    cbs: list[Any] = [Checkpoint(every_n_epochs=every or 1, fname=path)]
     kw: dict[str, Any] = {}
     if resume:
-        last = sorted(ckpt_dir.glob("*")) if ckpt_dir.is_dir() else []
-        if not last:
-            raise CLIError(f"--resume: no checkpoint in {ckpt_dir}; train without --resume (and with "
-                           "--checkpoint-every N) first")
-        kw["resume_from"] = last[-1]
+        if not path.is_file():
+            raise CLIError(f"--resume: no checkpoint at {path} (the interrupted run was started without "
+                           "--checkpoint-every N, or stopped before its first checkpoint); train without --resume")
+        kw["resume_from"] = path
     return cbs, kw
+
+
+def _saved_lr(run: RunDir) -> dict[str, Any] | None:
+    p = run.file(RESUME_STATE)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError:
+        return None
+
+
+def _rewrite_metrics(learn: "Learner", path: Any) -> None:
+    """metrics.csv from the recorder's full history (after a resume it also holds the epochs done before
+    the interruption, restored from the checkpoint)."""
+    import csv
+    names = learn.recorder.metric_names
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=names, extrasaction="ignore")
+        w.writeheader()
+        for row in learn.recorder.log:
+            w.writerow(row)
+    tmp.replace(path)
 
 
 def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, prepared: Prepared,
@@ -71,6 +100,14 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
     n_find = args.lr_find_iters
     if lr == "auto" and n_find == 0:
         n_find = 100
+    saved = _saved_lr(run) if getattr(args, "resume", False) else None
+    if saved is not None:  # resuming: the same lr as the interrupted run, no new sweep
+        lr, n_find = saved["lr"], 0
+        if saved.get("lr_find"):
+            run.summary["lr_find"] = saved["lr_find"]
+            if run.file("lr_find.png").is_file():
+                run.items.append(ReportItem("figure", "Learning-rate finder", "lr_find.png",
+                                            "Smoothed loss against learning rate before training."))
     if n_find > 0:
         res = run_lr_find(learn, n_find, console)
         sugg = ", ".join(f"{k} {v:.2e}" for k, v in res.suggestions().items())
@@ -85,9 +122,12 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
             lr = res.valley
             console.info(f"--lr auto: using the valley suggestion {lr:.3g}")
     run.summary["lr"] = lr
+    run.file(RESUME_STATE).write_text(json.dumps({"lr": lr, "lr_find": run.summary.get("lr_find")}))
     extra_cbs, fit_kw = checkpoint_callbacks(args, run, console)
     logger = CSVLogger(run.file("metrics.csv"), append=bool(fit_kw))
     learn.fit_one_cycle(args.epochs, lr, wd=args.wd, cbs=[logger] + extra_cbs, **fit_kw)
+    if fit_kw:
+        _rewrite_metrics(learn, run.file("metrics.csv"))
     with console.step("exporting the model"):
         learn.export(run.file("model.safetensors"))
     final = dict(learn.recorder.log[-1]) if learn.recorder.log else {}
