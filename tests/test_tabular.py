@@ -18,6 +18,15 @@ from deepfit.tabular import (Categorify, FillMissing, Normalize, TabularDataErro
 from deepfit.tabular.model import emb_sz_rule, get_emb_sz
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models: one thread is as fast, and far steadier when other processes share the CPU
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
     """label = 'yes' when color is red or x > 0.5; `noise` and `size` are unrelated; gaps in x and color."""
     rng = np.random.default_rng(seed)
@@ -238,6 +247,11 @@ def test_predict_row_matches_get_preds_and_handles_messy_values(trained):
         torch.testing.assert_close(probs, preds[i])
     label, _, probs = trained.predict({"color": "red", "size": "M", "x": -3.0, "noise": 5.0})
     assert label == "yes"  # red -> yes
+    assert trained.predict(df.iloc[[0]])[0] == trained.predict(df.iloc[0])[0]  # a one-row DataFrame
+    with pytest.raises(TabularDataError, match=r"'noise' \(in cont_names\) is not in `row`"):
+        trained.predict({"color": "red", "size": "M", "x": 1.0})
+    with pytest.raises(TypeError, match="one row"):
+        trained.predict(["red", "M", 1.0, 2.0])
     _, targs = trained.get_preds(df)
     assert targs.tolist() == (df["label"] == "yes").astype(int).tolist()
 
@@ -299,6 +313,10 @@ def test_export_and_load_learner_round_trip(trained, tmp_path):
     assert out["prediction"].tolist() == trained.dls.decode_preds(expected, df)["prediction"].tolist()
     assert loaded.predict(df.iloc[0])[0] == trained.predict(df.iloc[0])[0]
     assert loaded.dls.cat_names == trained.dls.cat_names and loaded.dls.classes == ["no", "yes"]
+    assert isinstance(loaded, TabularLearner)  # so get_preds takes a raw DataFrame too
+    torch.testing.assert_close(loaded.get_preds(df)[0], expected)
+    torch.testing.assert_close(torch.tensor(loaded.embeddings("color").to_numpy()),
+                               torch.tensor(trained.embeddings("color").to_numpy()))
 
 
 # ---- interpretation -------------------------------------------------------------------------------------

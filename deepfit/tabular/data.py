@@ -353,6 +353,12 @@ class TabularDataLoaders(DataLoaders):
         return self.proc.n_out
 
     @property
+    def learner_class(self) -> type:
+        """The Learner subclass `load_learner` builds for these loaders (`TabularLearner`)."""
+        from .learner import TabularLearner
+        return TabularLearner
+
+    @property
     def default_loss(self) -> Any:
         """Cross entropy for classification, mean squared error for regression."""
         return CrossEntropyLoss() if self.is_classification else MSELoss()
@@ -481,12 +487,16 @@ class TabularDataLoaders(DataLoaders):
         bs = bs or (self.valid.bs if self.valid is not None else 2 * self.train.bs)
         return DataLoader(*tensors, bs=bs, shuffle=False, device=self.device, n_inp=2)
 
-    def encode_item(self, row: dict[str, Any] | pd.Series) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(x_cat, x_cont)` of one raw row (dict or Series), each with a batch dimension of 1."""
+    def encode_item(self, row: dict[str, Any] | pd.Series | pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(x_cat, x_cont)` of one raw row (dict, Series or one-row DataFrame), each with a batch
+        dimension of 1."""
+        if isinstance(row, pd.DataFrame) and len(row) == 1:
+            return self.proc.encode_x(row, "row")
         if isinstance(row, pd.Series):
             row = row.to_dict()
         if not isinstance(row, dict):
-            raise TypeError(f"predict takes one row as a dict or pandas Series; received {type(row).__name__} "
+            raise TypeError("predict takes one row (a dict, a Series or a one-row DataFrame); received "
+                            f"{type(row).__name__} "
                             "(use learn.get_preds(df) for a DataFrame).")
         return self.proc.encode_x(pd.DataFrame([row]), "row")
 

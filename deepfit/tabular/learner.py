@@ -100,8 +100,9 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
     if not isinstance(dls, TabularDataLoaders):
         raise TypeError(f"tabular_learner needs TabularDataLoaders; received {type(dls).__name__}.")
     sizes = get_emb_sz(dls.cat_names, dls.cardinalities, emb_rule, emb_szs)
-    model = TabularModel(sizes, len(dls.cont_names), n_out or dls.n_out, layers=[200, 100] if layers is None else layers,
-                         ps=ps, embed_p=embed_p, y_range=y_range, use_bn=use_bn, bn_final=bn_final, bn_cont=bn_cont)
+    model = TabularModel(sizes, len(dls.cont_names), n_out or dls.n_out,
+                         layers=[200, 100] if layers is None else layers, ps=ps, embed_p=embed_p, y_range=y_range,
+                         use_bn=use_bn, bn_final=bn_final, bn_cont=bn_cont)
     if metrics is None:
         metrics = [accuracy] if dls.is_classification else [exp_rmspe if dls.log_y else rmse]
     return TabularLearner(dls, model, loss_func=loss_func if loss_func is not None else dls.default_loss,
