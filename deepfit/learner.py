@@ -551,10 +551,14 @@ class Learner:
 
     def save(self, name: str | Path, with_opt: bool = True) -> Path:
         """Save weights (and optimizer state) to `path/model_dir/name.pth` in a format loaded with
-        `torch.load(weights_only=True)`: no pickled code runs on load."""
+        `torch.load(weights_only=True)`: no pickled code runs on load. In a distributed run only rank 0
+        writes (the others return the same path)."""
+        from .distributed import is_main_process, unwrap_model
         f = self._file(name)
+        if not is_main_process():
+            return f
         f.parent.mkdir(parents=True, exist_ok=True)
-        state: dict[str, Any] = {"model": self.model.state_dict()}
+        state: dict[str, Any] = {"model": unwrap_model(self.model).state_dict()}
         if with_opt and self.opt is not None:
             state["opt"] = self.opt.state_dict()
         tmp = f.with_suffix(f.suffix + ".tmp")
@@ -571,9 +575,14 @@ class Learner:
             FileNotFoundError: no such file.
             ValueError: the file is truncated/corrupted, holds pickled objects, comes from a newer
                 deepfit, or its weights do not fit this model (the message names the tensors).
+
+        In a distributed run every process must call it: it first waits for all of them (so that
+        what rank 0 just saved is on disk before anyone reads it).
         """
         from .callbacks.checkpoint import refused_object
+        from .distributed import distrib_barrier, unwrap_model
         from .export import state_dict_mismatches
+        distrib_barrier()
         f = self._file(name)
         if not f.exists():
             raise FileNotFoundError(f"No saved model at {f}.")
@@ -593,7 +602,7 @@ class Learner:
                                  f"{state.get('deepfit_version')}); this deepfit reads format {CHECKPOINT_VERSION}. "
                                  "Upgrade deepfit to load it.")
         model_state = state.get("model", state) if isinstance(state, dict) else state
-        model = self.model
+        model = unwrap_model(self.model)
         problems = state_dict_mismatches(model, model_state, strict=strict)
         if problems:
             raise ValueError(f"The weights in {f} do not fit this {type(self.model).__name__}: " + "; ".join(problems)
@@ -612,8 +621,11 @@ class Learner:
 
     def export(self, path: str | Path = "export.safetensors") -> Path:
         """Write everything needed for inference into one safetensors file (weights plus a JSON
-        header with the model's config and the data's preprocessing). Load with `load_learner`."""
+        header with the model's config and the data's preprocessing). Load with `load_learner`.
+        In a distributed run only rank 0 writes (the others return the same path)."""
+        from .distributed import is_main_process
         from .export import export_learner
         p = Path(path)
-        return export_learner(self, p if p.is_absolute() or p.parent != Path(".") else self.path / p)
+        p = p if p.is_absolute() or p.parent != Path(".") else self.path / p
+        return export_learner(self, p) if is_main_process() else p
 

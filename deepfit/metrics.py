@@ -27,7 +27,7 @@ import copy
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import torch
 from torch import Tensor
@@ -42,6 +42,7 @@ __all__ = [
     "F1Score",
     "RocAucBinary",
     "MetricLike",
+    "StateComm",
     "F1_AVERAGES",
     "accuracy",
     "error_rate",
@@ -144,6 +145,40 @@ def _class_pair(
     return pred.long(), targ.long()
 
 
+class StateComm(Protocol):
+    """What :meth:`Metric.sync` needs to combine metric states across processes.
+
+    Every process calls the same methods in the same order (they are collective operations).
+    :class:`deepfit.distributed.ProcessGroupComm` implements it on ``torch.distributed``.
+    """
+
+    def sum(self, t: Tensor) -> Tensor:
+        """Element-wise sum of ``t`` over all processes (same shape, device and dtype as ``t``)."""
+        ...
+
+    def cat(self, t: Tensor | None) -> Tensor | None:
+        """``t`` of every process concatenated along dim 0 in rank order (None contributes
+        nothing; None when every process passed None)."""
+        ...
+
+
+def _sum_pair(comm: StateComm, total: Tensor | None, count: int) -> tuple[Tensor | None, int]:
+    """Sums a (scalar running total, count) pair over processes; total None means nothing seen."""
+    if total is None:
+        pair = torch.zeros(2, dtype=torch.float64)
+    else:
+        pair = torch.stack([total.reshape(()), total.new_tensor(float(count)).reshape(())])
+    pair = comm.sum(pair)
+    n = int(round(float(pair[1])))
+    return (pair[0] if n > 0 else None), n
+
+
+def _cat_list(comm: StateComm, parts: list[Tensor]) -> list[Tensor]:
+    """Concatenates the stored batches of every process (rank order); returns a 0/1-element list."""
+    out = comm.cat(torch.cat(parts) if parts else None)
+    return [] if out is None else [out]
+
+
 def _check_name(name: Any) -> str | None:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
@@ -188,6 +223,26 @@ class Metric:
         """The metric over everything accumulated since :meth:`reset` (NaN when empty)."""
         raise NotImplementedError
 
+    def sync(self, comm: StateComm) -> None:
+        """Combines the state accumulated by every process of a distributed run into this one.
+
+        After it, :attr:`value` is the metric over the union of what every process saw, on every
+        process. All processes must call it together (it runs collective operations, in the same
+        order everywhere, whatever the local state). deepfit's metrics implement it with sums
+        (:class:`AvgMetric`, :class:`RMSE`, :class:`R2Score`, :class:`F1Score`) or by gathering
+        the stored outputs (:class:`AccumMetric`, :class:`RocAucBinary`); a custom metric
+        overrides it to be usable under :class:`deepfit.distributed.DistributedTrainer`.
+
+        Args:
+            comm: Sums / concatenates tensors over the processes.
+        """
+        raise NotImplementedError(
+            f"metric {self.name!r} ({type(self).__name__}) cannot be combined across processes: "
+            "override `sync(comm)` (sum its running state with comm.sum or gather stored outputs "
+            "with comm.cat), or wrap a batch-mean function in AvgMetric / all-data function in "
+            "AccumMetric"
+        )
+
     def __call__(self, pred: Tensor, targ: Tensor) -> float:
         """One-shot evaluation on a single ``(pred, targ)`` pair, leaving ``self`` untouched."""
         m = to_metric(self)
@@ -231,6 +286,9 @@ class AvgMetric(Metric):
         self._total = _add(self._total, v.detach().reshape(()).to(_acc_dtype(v.device)) * bs)
         self._count += bs
 
+    def sync(self, comm: StateComm) -> None:
+        self._total, self._count = _sum_pair(comm, self._total, self._count)
+
     @property
     def value(self) -> float:
         if self._total is None or self._count == 0:
@@ -265,6 +323,10 @@ class AccumMetric(Metric):
     def accumulate(self, pred: Tensor, targ: Tensor) -> None:
         self._preds.append(pred.detach())
         self._targs.append(targ.detach())
+
+    def sync(self, comm: StateComm) -> None:
+        self._preds = _cat_list(comm, self._preds)
+        self._targs = _cat_list(comm, self._targs)
 
     @property
     def value(self) -> float:
@@ -339,6 +401,9 @@ class _MeanSquareRoot(Metric):
         p, t = _regression_pair(pred, targ, self.name)
         self._sum = _add(self._sum, self._err(p, t).pow(2).sum())
         self._n += p.numel()
+
+    def sync(self, comm: StateComm) -> None:
+        self._sum, self._n = _sum_pair(comm, self._sum, self._n)
 
     @property
     def value(self) -> float:
@@ -416,6 +481,32 @@ class R2Score(Metric):
         self._m2 = self._m2 + m2b + delta.pow(2) * (self._n * nb / n)
         self._sse = self._sse + sseb
         self._n = n
+
+    def sync(self, comm: StateComm) -> None:
+        # Gather (n, mean, m2, sse) of every process and merge them in rank order with the same
+        # parallel update as `accumulate`, so every process ends with the same state.
+        if self._mean is None or self._m2 is None or self._sse is None:
+            row = torch.zeros(1, 4, dtype=torch.float64)
+        else:
+            stats = torch.stack([self._mean, self._m2, self._sse]).reshape(1, 3)
+            row = torch.cat([stats.new_tensor([[float(self._n)]]), stats], dim=1)
+        rows = comm.cat(row)
+        self.reset()
+        if rows is None:
+            return
+        for n_f, mb, m2b, sseb in rows:
+            nb = int(round(float(n_f)))
+            if nb == 0:
+                continue
+            if self._mean is None or self._m2 is None or self._sse is None:
+                self._mean, self._m2, self._sse, self._n = mb, m2b, sseb, nb
+                continue
+            n = self._n + nb
+            delta = mb - self._mean
+            self._mean = self._mean + delta * (nb / n)
+            self._m2 = self._m2 + m2b + delta.pow(2) * (self._n * nb / n)
+            self._sse = self._sse + sseb
+            self._n = n
 
     @property
     def value(self) -> float:
@@ -495,6 +586,20 @@ class F1Score(Metric):
         idx = tc.reshape(-1) * c + pc.reshape(-1)
         self._cm.index_add_(0, idx, torch.ones_like(idx))
 
+    def sync(self, comm: StateComm) -> None:
+        local = 0 if self._cm is None else self._cm.numel()
+        sizes = comm.cat(torch.tensor([local], dtype=torch.long))
+        seen = sorted({int(s) for s in sizes.tolist()} - {0}) if sizes is not None else []
+        if not seen:
+            return
+        if len(seen) > 1:
+            raise ValueError(
+                f"{self.name}: processes saw different numbers of classes "
+                f"({[math.isqrt(s) for s in seen]}); pass num_classes= to F1Score"
+            )
+        cm = self._cm if self._cm is not None else torch.zeros(seen[0], dtype=torch.long)
+        self._cm = comm.sum(cm)
+
     @property
     def confusion_matrix(self) -> Tensor:
         """The ``(n_classes, n_classes)`` counts on CPU, rows = true class, cols = predicted."""
@@ -563,6 +668,10 @@ class RocAucBinary(Metric):
             )
         self._scores.append(score.reshape(-1))
         self._targs.append(_binary_targ(targ).reshape(-1) != 0)
+
+    def sync(self, comm: StateComm) -> None:
+        self._scores = _cat_list(comm, self._scores)
+        self._targs = _cat_list(comm, self._targs)
 
     @property
     def value(self) -> float:

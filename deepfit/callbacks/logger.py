@@ -24,6 +24,10 @@ class CSVLogger(Callback):
         return self.fname if self.fname.is_absolute() else self.learner.path / self.fname
 
     def before_fit(self) -> None:
+        from ..distributed import is_main_process
+        self._active = is_main_process()  # in a distributed run only rank 0 writes the file
+        if not self._active:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists() and self.path.stat().st_size > 0
         self._file = open(self.path, "a" if self.append else "w", newline="")
@@ -32,11 +36,14 @@ class CSVLogger(Callback):
             self._writer.writeheader()
 
     def after_epoch(self) -> None:
+        if not self._active:
+            return
         self._writer.writerow(self.learner.recorder.log[-1])
         self._file.flush()
 
     def after_fit(self) -> None:
-        self._file.close()
+        if self._active:
+            self._file.close()
 
     def read_log(self) -> Any:
         """The logged rows as a pandas DataFrame."""

@@ -52,7 +52,8 @@ class ProgressCallback(Callback):
 
     def before_fit(self) -> None:
         learn = self.learner
-        self._quiet = getattr(learn, "_quiet_fit", False)
+        from ..distributed import is_main_process
+        self._quiet = getattr(learn, "_quiet_fit", False) or not is_main_process()  # only rank 0 shows progress
         if self._quiet:
             return
         names = learn.recorder.metric_names

@@ -87,6 +87,19 @@ class Recorder(Callback):
         for m in self.learner.metrics:
             m.reset()
 
+    def sync_valid(self, comm: Any) -> None:
+        """Sum the validation loss and merge the metric states of every process of a distributed run
+        (`deepfit.distributed.DistributedTrainer` calls it, on every process, just before
+        `after_validate`), so that the epoch log holds the values over the whole validation set.
+
+        Args:
+            comm: a `deepfit.metrics.StateComm` (e.g. `deepfit.distributed.ProcessGroupComm`).
+        """
+        tot = comm.sum(torch.tensor([float(self._vloss), float(self._vcount)], dtype=torch.float64))
+        self._vloss, self._vcount = tot[0], int(round(float(tot[1])))
+        for m in self.learner.metrics:
+            m.sync(comm)
+
     def after_validate(self) -> None:
         res = {"valid_loss": float(self._vloss) / max(self._vcount, 1)}
         for m in self.learner.metrics:
