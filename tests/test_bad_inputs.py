@@ -179,6 +179,13 @@ def test_no_header_without_names(capsys, tmp_path, tab_csv):
                  "--no-header needs --names")
 
 
+def test_names_must_cover_every_field(capsys, tmp_path):
+    p = tmp_path / "u.data"
+    _ratings().assign(ts=7).to_csv(p, sep="\t", header=False, index=False)
+    expect_error(capsys, ["train", "collab", p, "--no-header", "--names", "user,item,rating"], [p],
+                 "has 4 fields per line (delimiter tab) but --names gives 3")
+
+
 def test_headerless_file_read_with_header_gets_a_hint(capsys, tmp_path):
     p = tmp_path / "u.data"
     _ratings().to_csv(p, sep="\t", header=False, index=False)

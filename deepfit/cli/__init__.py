@@ -63,8 +63,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
+    # Descriptions are wrapped here (see `_wrap`); epilogs keep their example layout.
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=34, width=100)
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+    return "\n\n".join(textwrap.fill(p, 100) for p in text.split("\n\n"))
 
 
 def _common_flags(defaults: bool) -> argparse.ArgumentParser:
@@ -90,9 +96,9 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
 
     p_demo = sub.add_parser("demo", help="the main job: train an MLP on MNIST and write a full run report",
                             formatter_class=_Formatter, parents=[flags],
-                            description="Train an MLP on MNIST (real data from --data, $DEEPFIT_DATA or "
-                                        "../shared/data when present, else generated MNIST-like digits) and write "
-                                        "the run directory: model, metrics CSV, plots, report.html.",
+                            description=_wrap("Train an MLP on MNIST (real data from --data, $DEEPFIT_DATA or "
+                                              "../shared/data when present, else generated MNIST-like digits) and "
+                                              "write the run directory: model, metrics CSV, plots, report.html."),
                             epilog="example:\n  deepfit demo --out runs/demo --epochs 3")
     add_demo_arguments(p_demo)
     p_demo.set_defaults(func=_cmd_demo)
@@ -107,13 +113,14 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
                             description="Run the learning-rate finder on a data file and print its suggestions.")
     fsub = p_find.add_subparsers(dest="app_name", metavar="APPLICATION", parser_class=_Parser)
     for app in apps:
-        pt = tsub.add_parser(app.name, help=app.help, description=app.description, epilog=app.examples,
+        pt = tsub.add_parser(app.name, help=app.help, description=_wrap(app.description), epilog=app.examples,
                              formatter_class=_Formatter, parents=[flags])
         app.add_arguments(pt)
         add_csv_arguments(pt)
         add_common_train_arguments(pt, app.default_lr, app.default_epochs, app.default_bs)
         pt.set_defaults(func=_cmd_train, app=app)
-        pf = fsub.add_parser(app.name, help=app.help, description=f"lr_find for {app.name}: " + app.description,
+        pf = fsub.add_parser(app.name, help=app.help,
+                             description=_wrap(f"lr_find for {app.name}: " + app.description),
                              formatter_class=_Formatter, parents=[flags])
         app.add_arguments(pf)
         add_csv_arguments(pf)
@@ -125,8 +132,9 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
 
     p_pred = sub.add_parser("predict", help="predict the rows of a CSV file with an exported model",
                             formatter_class=_Formatter, parents=[flags],
-                            description="Load MODEL (model.safetensors of a run) and write one prediction per row "
-                                        "of FILE to a CSV file (the input columns first, then the predictions).",
+                            description=_wrap("Load MODEL (model.safetensors of a run) and write one prediction per "
+                                              "row of FILE to a CSV file (the input columns first, then the "
+                                              "predictions)."),
                             epilog="example:\n  deepfit predict runs/adult/model.safetensors new.csv --out preds.csv")
     p_pred.add_argument("model", type=Path, metavar="MODEL", help="an exported model (model.safetensors)")
     p_pred.add_argument("file", type=Path, metavar="FILE", help="the rows to predict (delimited text)")
@@ -140,9 +148,9 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
     p_pred.set_defaults(func=_cmd_predict)
 
     p_info = sub.add_parser("info", help="describe an exported model", formatter_class=_Formatter, parents=[flags],
-                            description="Print what an exported model is: application, architecture, data "
-                                        "preprocessing, and the metrics of the run that made it (when its "
-                                        "run.json is beside it).")
+                            description=_wrap("Print what an exported model is: application, architecture, data "
+                                              "preprocessing, and the metrics of the run that made it (when its "
+                                              "run.json is beside it)."))
     p_info.add_argument("model", type=Path, metavar="MODEL")
     p_info.add_argument("--json", action="store_true", help="print the description as JSON")
     p_info.set_defaults(func=_cmd_info)

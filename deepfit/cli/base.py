@@ -242,15 +242,11 @@ class Console:
 
     @contextlib.contextmanager
     def step(self, desc: str) -> Iterator[None]:
-        """A long step without a count (preprocessing, plotting): a spinner-like bar on a terminal and a
-        line with the elapsed time in the log otherwise."""
-        t0 = time.perf_counter()
+        """A long step without a count (preprocessing, plotting): a one-step bar with the elapsed time on a
+        terminal, nothing otherwise."""
         with self.bar(desc, total=1) as b:
             yield
             b.update(1)
-        if not self.quiet and not self.interactive:
-            pass
-        self._last_step = (desc, time.perf_counter() - t0)
 
 
 # ---- reading files -------------------------------------------------------------------------------------
@@ -336,6 +332,12 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
     sep = (_sniff(sample) or ",") if auto else delimiter
     size = path.stat().st_size
     hdr = 0 if header else None
+    if names:
+        first = next((ln for ln in sample.splitlines() if ln.strip()), "")
+        n_fields = len(next(csv.reader([first], delimiter=sep))) if first else 0
+        if n_fields and n_fields != len(names):
+            raise CLIError(f"{path} has {n_fields} fields per line (delimiter {_NAMES.get(sep, repr(sep))}) but "
+                           f"--names gives {len(names)} ({', '.join(names)}); name every column")
     if not header and not names:
         raise CLIError(f"--no-header needs --names to name the columns of {path}")
     try:

@@ -31,7 +31,8 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], fname: str | P
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
-    ax.set_xticklabels([str(c) for c in classes], rotation=90 if k > 6 else 0)
+    long = max((len(str(c)) for c in classes), default=0) > 3
+    ax.set_xticklabels([str(c) for c in classes], rotation=90 if k > 6 and long else 0)
     ax.set_yticklabels([str(c) for c in classes])
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
