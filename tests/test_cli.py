@@ -161,6 +161,13 @@ def test_read_table_encoding_option(tmp_path):
     assert df["city"].tolist() == ["Zürich", "Orléans"]
 
 
+def test_read_table_strips_a_byte_order_mark(tmp_path):
+    p = tmp_path / "excel.csv"
+    p.write_bytes("\ufeffage;city\n30;Lyon\n".encode("utf-8"))
+    df = read_table(p)
+    assert df.columns.tolist() == ["age", "city"] and df["age"].tolist() == [30]
+
+
 def test_read_table_no_header_names(tmp_path):
     p = tmp_path / "u.data"
     p.write_text("1\t10\t5\n2\t11\t3\n")

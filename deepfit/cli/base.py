@@ -328,6 +328,8 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
             sample = head[: e.start].decode(encoding, errors="ignore")
         else:
             raise _encoding_error(path, encoding, head, e) from None
+    if sample.startswith("\ufeff") and encoding.lower().replace("-", "").replace("_", "") == "utf8":
+        encoding, sample = "utf-8-sig", sample[1:]  # a byte-order mark (files saved by Excel)
     auto = delimiter == "auto"
     sep = (_sniff(sample) or ",") if auto else delimiter
     size = path.stat().st_size
