@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepfit import CSVLogger, CrossEntropyLoss, DataLoaders, Learner, MSELoss, SaveBestModel, default_device, set_seed
+from deepfit import (Callback, CSVLogger, CrossEntropyLoss, DataLoaders, Learner, MSELoss, SaveBestModel, default_device,
+                     set_seed)
 from deepfit.distributed import (DistributedTrainer, ProcessGroupComm, distrib_ctx, is_main_process, num_distrib,
                                  rank_distrib, setup_distrib, shard_bounds, unwrap_model)
 from deepfit.layers import MLP
@@ -333,6 +334,18 @@ def _run(out: Path, bs: int) -> dict:
         with distrib_ctx(reg):
             reg.fit(2, 3e-3)
         res["reg_log"] = reg.recorder.log
+
+        if num_distrib() > 1:  # an unseeded loader and a different global RNG on each rank
+            torch.manual_seed(100 + rank_distrib())
+            ids = DataLoaders.from_tensors(torch.arange(64.0)[:, None], torch.zeros(64), bs=4, device="cpu")
+            res["seen"] = seen = []
+
+            class Seen(Callback):
+                def before_batch(self):
+                    seen.append(self.learner.xb[0][:, 0].long().tolist())
+            lin = Learner(ids, torch.nn.Linear(1, 1), loss_func=MSELoss(), progress=False)
+            with distrib_ctx(lin):
+                lin.fit(2, 1e-3, cbs=[Seen()])
     res["stdout"] = buf.getvalue()
     res["rank"], res["world"] = rank_distrib(), num_distrib()
     return res
@@ -386,6 +399,11 @@ def test_two_cpu_processes_match_one_process(tmp_path):
     assert r0["cls_losses"] == pytest.approx(single["cls_losses"], rel=1e-5, abs=1e-6)
     assert r0["cls_params"] == pytest.approx(single["cls_params"], rel=1e-5, abs=1e-6)
     assert r0["cls_log"][-1]["accuracy"] > 0.8  # it did learn something
+    # both ranks drew the same shuffled order and took disjoint halves of it: each row once per epoch
+    for epoch in (0, 1):
+        rows = [i for r in (r0, r1) for b in r["seen"][epoch * 8:(epoch + 1) * 8] for i in b]
+        assert sorted(rows) == list(range(64))
+    assert r0["seen"][:8] != r0["seen"][8:]  # and a new order each epoch
 
     # only rank 0 printed and wrote
     assert "valid_loss" in r0["stdout"] and r1["stdout"] == ""
