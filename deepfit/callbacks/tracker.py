@@ -74,8 +74,10 @@ class EarlyStopping(TrackerCallback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = self.learner.epoch
-            print(f"No improvement in {self.monitor} since epoch {self.best_epoch} "
-                  f"(best {self.best:.6g}): stopping.")
+            from ..distributed import is_main_process
+            if is_main_process():  # every process stops (their logs agree); one says so
+                print(f"No improvement in {self.monitor} since epoch {self.best_epoch} "
+                      f"(best {self.best:.6g}): stopping.")
             raise CancelFit()
 
 
