@@ -217,7 +217,11 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
         loss_func = loss_from_name(meta["loss"])
     except ValueError as e:
         raise ExportError(f"{path} uses the loss {meta['loss']!r}, which this deepfit does not know: {e}") from None
-    learn = Learner(dls, model, loss_func=loss_func, progress=False)
+    # an application's DataLoaders may name its Learner subclass (e.g. TabularLearner: get_preds(df))
+    learner_cls = getattr(dls, "learner_class", None)
+    if not (isinstance(learner_cls, type) and issubclass(learner_cls, Learner)):
+        learner_cls = Learner
+    learn = learner_cls(dls, model, loss_func=loss_func, progress=False)
     return learn
 
 

@@ -119,12 +119,12 @@ class TabularModel(nn.Module):
             nn.init.zeros_(lin.bias)
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
-        parts = []
-        if self.emb_szs:
-            parts.append(self.emb_drop(torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1)))
+        parts = [e(x_cat[:, i]) for i, e in enumerate(self.embeds)]
+        if parts and self.embed_p > 0:  # dropout on the embeddings only: concatenate them first
+            parts = [self.emb_drop(torch.cat(parts, 1) if len(parts) > 1 else parts[0])]
         if self.n_cont:
             parts.append(self.bn_cont(x_cont) if self.bn_cont is not None else x_cont)
-        x = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # one concatenation per step when embed_p=0
         x = self.layers(x)
         if self.y_range is not None:
             x = sigmoid_range(x, self.y_range[0], self.y_range[1])
