@@ -57,7 +57,9 @@ class MSELoss(nn.Module):
     """Mean squared error; predictions of shape (N, 1) are compared with targets of shape (N,)."""
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(pred.reshape(targ.shape) if pred.numel() == targ.numel() else pred, targ.to(pred.dtype))
+        if pred.shape != targ.shape and pred.numel() == targ.numel():
+            pred = pred.reshape(targ.shape)
+        return F.mse_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype))
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return x

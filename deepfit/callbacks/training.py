@@ -1,6 +1,8 @@
 """Callbacks that guard or adjust the training step: NaN guard, gradient clipping."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -33,8 +35,13 @@ class TerminateOnNaN(Callback):
         learn = self.learner
         loss = learn.loss
         if loss.device.type == "cpu":
-            if not torch.isfinite(loss).all():
-                self._stop(float(loss))
+            # a scalar is read directly (about 1 us; isfinite + all + bool cost ~30 us per step)
+            if loss.numel() == 1:
+                v = loss.item()
+                if not math.isfinite(v):
+                    self._stop(v)
+            elif not torch.isfinite(loss).all():
+                self._stop(float("nan"))
             return
         bad = ~torch.isfinite(loss).all()
         self._bad = bad if self._bad is None else self._bad | bad
