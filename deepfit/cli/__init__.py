@@ -21,9 +21,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from .base import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError, Console, RunDir,
-                   RunInterrupted, add_common_train_arguments, add_csv_arguments, add_loader_arguments,
-                   check_input_file, positive_int, read_table)
+from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError,
+                   Console, RunDir, RunInterrupted, add_common_train_arguments, add_csv_arguments,
+                   add_loader_arguments, check_input_file, positive_int, read_table)
 from .collab import CollabApp
 from .tabular import TabularApp
 
@@ -260,14 +260,12 @@ def train_in_run(app: Application, args: argparse.Namespace, prepared: Any, cons
         hint = (" Run the same command with --resume to continue from the last checkpoint."
                 if getattr(args, "checkpoint_every", 0) else "")
         raise RunInterrupted(f"the run did not finish; its partial output is in {run.path} (STATUS says "
-                             f"'interrupted', and there is no {COMPLETE} marker).{hint}") from None
+                             f"'interrupted', and there is no {COMPLETE_MARKER} marker).{hint}") from None
     except BaseException as e:
         run.set_status("failed", f"{type(e).__name__}: {e}")
         raise
     return path, final
 
-
-COMPLETE = "COMPLETE"
 
 
 def _print_final(console: Console, final: dict[str, Any], path: Path) -> None:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CLIError", "RunInterrupted", "Console", "read_table", "check_columns", "closest", "RunDir",
            "Application", "Prepared", "parse_lr", "positive_int", "positive_float", "fraction", "int_list",
-           "column_list", "add_common_train_arguments", "add_loader_arguments", "add_csv_arguments", "INCOMPLETE_SUFFIX",
+           "column_list", "add_common_train_arguments", "add_loader_arguments", "add_csv_arguments",
+           "check_split", "check_input_file", "is_complete", "ReportItem", "INCOMPLETE_SUFFIX",
            "COMPLETE_MARKER", "STATUS_FILE"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -112,7 +113,8 @@ def int_list(text: str) -> list[int]:
     try:
         vals = [int(p) for p in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 200,100, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers such as 200,100, got {text!r}") from None
     if any(v <= 0 for v in vals):
         raise argparse.ArgumentTypeError(f"every size must be > 0, got {text!r}")
     return vals
@@ -645,7 +647,8 @@ class Application:
     def report(self, prepared: Prepared, run: RunDir, console: Console) -> None:
         """Application-specific plots and tables (default: none)."""
 
-    def predict(self, learn: "Learner", df: "pd.DataFrame", args: argparse.Namespace) -> "pd.DataFrame":  # pragma: no cover
+    def predict(self, learn: "Learner", df: "pd.DataFrame",
+                args: argparse.Namespace) -> "pd.DataFrame":  # pragma: no cover - interface
         raise NotImplementedError
 
     def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:

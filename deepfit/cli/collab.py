@@ -64,7 +64,8 @@ class CollabApp(Application):
         m.add_argument("--y-range", type=parse_y_range, default="auto", metavar="LOW,HIGH",
                        help="range of the predictions: auto (from the training ratings), none, or e.g. 0,5.5 "
                             "(default: auto)")
-        m.add_argument("--use-nn", action="store_true", help="a neural network on the embeddings instead of a dot product")
+        m.add_argument("--use-nn", action="store_true",
+                       help="a neural network on the embeddings instead of a dot product")
         m.add_argument("--layers", type=int_list, default=[100], metavar="N,N",
                        help="hidden layers of --use-nn (default: 100)")
 
@@ -126,7 +127,8 @@ class CollabApp(Application):
         desc = (f"{source}: {len(df):,} ratings ({dls.train.n:,} train / {n_va:,} valid) of {dls.n_items:,} "
                 f"{item!r} by {dls.n_users:,} {user!r}; rating column {rating!r}")
         facts = {"user": user, "item": item, "rating": rating, "users": dls.n_users, "items": dls.n_items,
-                 "y_range": y_range, "model": "EmbeddingNN" if args.use_nn else f"dot product, {args.n_factors} factors"}
+                 "y_range": y_range,
+                 "model": "EmbeddingNN" if args.use_nn else f"dot product, {args.n_factors} factors"}
         return Prepared(learn, desc, facts, "regression", extra={"df": df})
 
     def report(self, prepared: Prepared, run: RunDir, console: Console) -> None:
