@@ -471,3 +471,38 @@ def test_interrupted_run_resumes_to_the_same_result(capsys, tmp_path, tab_csv, m
     a, b = load_learner(tmp_path / "ref" / "model.safetensors"), load_learner(out / "model.safetensors")
     for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(v, w), k
+
+
+@needs_bin
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_marks_the_run_interrupted(tmp_path, sig):
+    """A real Ctrl-C (or kill) of the installed command during training: exit 130, the run directory is
+    DIR.incomplete with STATUS 'interrupted', and no DIR appears."""
+    import signal
+    import time
+    csv = make_tabular_csv(tmp_path / "t.csv", n=3000)
+    out = tmp_path / "run"
+    work = tmp_path / ("run" + INCOMPLETE_SUFFIX)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([str(DEEPFIT_BIN), "train", "tabular", str(csv), "--target", "label", "--out", str(out),
+                             "--epochs", "200", "--lr-find-iters", "0", "--bs", "16"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:  # wait until the first epoch is logged
+            m = work / "metrics.csv"
+            if m.is_file() and len(m.read_text().splitlines()) >= 2:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"deepfit ended early: {proc.communicate()}")
+            time.sleep(0.2)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "deepfit: interrupted: the run did not finish" in err and "Traceback" not in err
+    assert not out.exists() and (work / STATUS_FILE).read_text().startswith("interrupted")
+    assert not (work / COMPLETE_MARKER).exists()

@@ -13,13 +13,16 @@ Exit status: 0 success, 1 internal error, 2 bad usage or bad input, 130 interrup
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError,
                    Console, RunDir, RunInterrupted, add_common_train_arguments, add_csv_arguments,
@@ -185,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import matplotlib
     matplotlib.use("Agg")  # the command line only ever writes image files
     try:
-        return int(args.func(args, console) or 0)
+        with _terminate_as_interrupt():
+            return int(args.func(args, console) or 0)
     except CLIError as e:
         print(f"deepfit: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -206,6 +210,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("(this is a bug in deepfit or an unexpected situation; rerun with --debug to see the traceback)",
                   file=sys.stderr)
         return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (e.g. `kill`, a job scheduler's time limit) like Ctrl-C while a command runs, so the
+    run directory is marked interrupted instead of being left as if still running."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
