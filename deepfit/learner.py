@@ -183,6 +183,11 @@ class Learner:
             f()
         except cancel:
             self(f"after_cancel_{name}")
+        except BaseException:
+            if name == "fit":  # after_fit runs also after an error: callbacks close files and bars there
+                with contextlib.suppress(Exception):  # never hide the original error
+                    self("after_fit")
+            raise
         self(f"after_{name}")
         if final is not None:
             final()

@@ -331,3 +331,19 @@ def test_gradient_clip_bounds_the_norm(synth_learner):
 
     learn.fit(1, 1e-2, cbs=[GradientClip(max_norm=0.01), Norm()])
     assert max(norms) <= 0.01 + 1e-6 and len(norms) == len(learn.dls.train)
+
+
+def test_after_fit_runs_after_an_error(synth_learner, tmp_path):
+    learn = synth_learner(model=NaNAt(at=10), path=tmp_path)
+    events = []
+
+    class Watch(Callback):
+        def after_fit(self):
+            events.append("after_fit")
+
+    log = CSVLogger("h.csv")
+    with pytest.raises(NonFiniteLossError):
+        learn.fit(3, 1e-2, cbs=[log, Watch()])
+    assert events == ["after_fit"]  # once, as documented: "always (also after an error)"
+    assert log._file.closed
+    assert [r[0] for r in read_csv(tmp_path / "h.csv")] == ["epoch", "0"]  # the finished epoch is kept

@@ -15,7 +15,8 @@ EXAMPLES = sorted((REPO / "examples").glob("mnist_*.py"))
 
 
 def run_example(path: Path, data: Path, out: Path) -> str:
-    env = dict(os.environ, DEEPFIT_DATA=str(data), DEEPFIT_OUT=str(out), MPLBACKEND="Agg")
+    # one thread: these small models get many times slower when 2 threads compete with other jobs for 2 cores
+    env = dict(os.environ, DEEPFIT_DATA=str(data), DEEPFIT_OUT=str(out), MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, str(path)], cwd=out, env=env, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, f"{path.name} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout

@@ -20,6 +20,15 @@ from deepfit.losses import CrossEntropyLoss
 from deepfit.metrics import accuracy
 
 
+@pytest.fixture
+def one_thread():
+    """Train with one thread: small models are slower with 2 threads on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:
     """An IDX file written by hand: 0, 0, type code, ndim, big-endian dims, then the data."""
     head = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
@@ -179,7 +188,7 @@ def test_encode_item_show_batch_and_default_loss(tmp_path):
     assert titles == [str(int(v)) for v in dls.one_batch()[1][:6]]
 
 
-def test_export_and_predict_raw_image(tmp_path):
+def test_export_and_predict_raw_image(one_thread, tmp_path):
     set_seed(0)
     dls = synthetic_digits_dls(n=600, seed=0, bs=32)
     learn = Learner(dls, MLP(784, [32], 10), metrics=[accuracy], progress=False, path=tmp_path)
@@ -226,8 +235,7 @@ def test_make_digits_is_fast():
     assert time.process_time() - t < 5.0
 
 
-@pytest.mark.slow
-def test_mlp_learns_synthetic_digits():
+def test_mlp_learns_synthetic_digits(one_thread):
     set_seed(0)
     dls = synthetic_digits_dls(n=4000, seed=0, bs=64)
     assert dls.train.n == 3200 and dls.valid.n == 800
@@ -261,7 +269,7 @@ def test_load_real_mnist(data_path):
 
 
 @pytest.mark.data
-def test_logistic_regression_one_epoch(data_path):
+def test_logistic_regression_one_epoch(one_thread, data_path):
     set_seed(0)
     dls = mnist_dls(data_path / "mnist10k", valid_n=2000, bs=64, seed=0)
     assert dls.train.n == 8000 and dls.valid.n == 2000
@@ -271,8 +279,7 @@ def test_logistic_regression_one_epoch(data_path):
 
 
 @pytest.mark.data
-@pytest.mark.slow
-def test_mlp_three_epochs(data_path):
+def test_mlp_three_epochs(one_thread, data_path):
     set_seed(0)
     dls = mnist_dls(data_path / "mnist10k", bs=64, seed=0)
     learn = Learner(dls, MLP(784, [100, 100], 10), metrics=[accuracy], progress=False)
