@@ -89,10 +89,10 @@ def _render(templates: torch.Tensor, glyph_h: float, y: torch.Tensor, size: int,
     stroke = torch.randint(0, templates.shape[1], (n,), generator=g)
     src = templates[y, stroke].unsqueeze(1)  # (n, 1, canvas, canvas)
     # Random geometry, drawn per sample (units: output pixels and radians).
-    height = _uniform(g, n, 0.64, 0.76) * size          # digit height: MNIST digits fit in 20 of 28 px
-    aspect = _uniform(g, n, 0.8, 1.2)                 # width relative to the font's
-    slant = _uniform(g, n, -0.3, 0.3)                 # italic shear
-    angle = _uniform(g, n, -math.radians(12), math.radians(12))
+    height = _uniform(g, n, 0.64, 0.76) * size  # digit height: MNIST digits fit in 20 of 28 px
+    aspect = _uniform(g, n, 0.8, 1.2)  # width relative to the font's
+    slant = _uniform(g, n, -0.3, 0.3)  # italic shear
+    angle = _uniform(g, n, -math.radians(12), math.radians(12))  # rotation, +-12 degrees
     shift = _uniform(g, 2 * n, -0.04, 0.04).reshape(n, 2) * size  # centre offset, about +-1 px
     # The sampling grid maps output coordinates (normalised to [-1, 1]) to template coordinates:
     # p_in = s * Rot(angle) @ Shear(slant) @ diag(1/aspect, 1) @ (p_out - c).
