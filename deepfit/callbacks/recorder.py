@@ -183,6 +183,14 @@ class Recorder(Callback):
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(res.lrs, res.losses)
         ax.set_xscale("log")
+        # Keep the divergence at the end from squashing the interesting part of the curve.
+        losses = np.asarray(res.losses, float)
+        finite = losses[np.isfinite(losses)]
+        if len(finite) > 2:
+            i_min = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
+            top, low = float(np.nanmax(losses[: i_min + 1])), float(finite.min())
+            span = max(top - low, 1e-8)
+            ax.set_ylim(low - 0.1 * span, top + 0.2 * span)
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel("smoothed loss")
         for (name, lr), c in zip(res.suggestions().items(), ["C1", "C2", "C3"]):
