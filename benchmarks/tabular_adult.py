@@ -24,6 +24,7 @@ would measure the machine's load rather than the libraries.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -105,7 +106,8 @@ def run_fastai(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, epochs: int, lr
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_csv = Path(__file__).resolve().parents[2] / "shared" / "data" / "adult" / "adult.csv"
+    data = Path(os.environ.get("DEEPFIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    default_csv = data / "adult" / "adult.csv"
     ap.add_argument("--csv", default=str(default_csv))
     ap.add_argument("--bs", type=int, nargs="+", default=[64, 1024])
     ap.add_argument("--epochs", type=int, default=5)
