@@ -291,6 +291,9 @@ def test_test_dl_and_decode_preds(trained):
     assert isinstance(dec, float) and dec == pytest.approx(float(out.prediction[0]), rel=1e-6)
     labelled = dls.test_dl(df.assign(rating=[3.0, 4.0]))
     assert len(labelled.tensors) == 2
+    assert len(dls.test_dl(df.assign(rating=[np.nan, np.nan])).tensors) == 1  # an empty column is no target
+    with pytest.raises(ValueError, match="'rating' has missing values"):
+        dls.test_dl(df.assign(rating=[3.0, np.nan]))
 
 
 def test_unknown_ids_error_by_default(trained):
@@ -330,6 +333,17 @@ def test_unknown_ids_fallback(trained):
         assert dec == pytest.approx(dls.rating_mean, rel=1e-5)
     finally:
         dls.unknown = "error"
+
+
+def test_embedding_nn_fallback_uses_mean_embedding():
+    torch.manual_seed(0)
+    m = EmbeddingNN(4, 3, user_sz=2, item_sz=2, layers=[5], y_range=(0, 5)).eval()
+    x = torch.tensor([[1, -1], [-1, 2]])
+    u_mean, i_mean = m.user_emb.weight.mean(0), m.item_emb.weight.mean(0)
+    with torch.no_grad():
+        h = torch.stack([torch.cat([m.user_emb.weight[1], i_mean]), torch.cat([u_mean, m.item_emb.weight[2]])])
+        expected = torch.sigmoid(m.mlp(h)[:, 0]) * 5
+        torch.testing.assert_close(m(x), expected)
 
 
 def test_export_and_load_learner(trained, tmp_path):

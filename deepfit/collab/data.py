@@ -143,7 +143,8 @@ class CollabDataLoaders(DataLoaders):
     def test_dl(self, df: pd.DataFrame, bs: int | None = None, unknown: Unknown | None = None) -> DataLoader:
         """A loader over the rows of a raw DataFrame, encoded with the stored vocabularies.
 
-        Rows may lack the rating column (then batches are ``(x,)``). The DataFrame is not modified.
+        Rows may lack the rating column, or have it entirely empty (then batches are ``(x,)``). The
+        DataFrame is not modified.
 
         Raises:
             UnknownIdError: ids not seen in training, unless ``unknown='fallback'`` (here or on the loaders).
@@ -153,7 +154,8 @@ class CollabDataLoaders(DataLoaders):
         x = self._encode_df(df, unknown)
         bs = bs or (self.valid.bs if self.valid is not None else 2 * self.train.bs)
         tensors: list[torch.Tensor] = [x]
-        if self.rating_name in df.columns:
+        # a rating column that is entirely empty (e.g. a template to fill with predictions) counts as absent
+        if self.rating_name in df.columns and not df[self.rating_name].isna().all():
             tensors.append(_ratings(df[self.rating_name], self.rating_name))
         return DataLoader(*tensors, bs=bs, device=self.device, n_inp=1)
 
