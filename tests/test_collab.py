@@ -63,6 +63,9 @@ def test_id_mapping_round_trip(small_df):
     # encoding raw ids gives the index order of classes
     assert dls.encode_ids(["d", "a"], "movie").tolist() == [3, 0]
     assert dls.encode_ids(np.array([40, 10]), "user").tolist() == [3, 0]
+    assert dls.encode_ids(["40", " 20"], "user").tolist() == [3, 1]  # ids typed as text (command line)
+    with pytest.raises(UnknownIdError, match="'4x'"):
+        dls.encode_ids(["4x"], "user")
     assert isinstance(dls, DataLoaders)
 
 

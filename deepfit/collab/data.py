@@ -119,6 +119,11 @@ class CollabDataLoaders(DataLoaders):
         vals = pd.Series(np.atleast_1d(np.asarray(values, dtype=object)) if not isinstance(values, pd.Series)
                          else values)
         idx = self._index[name].get_indexer(vals)
+        if (idx < 0).any():  # ids typed as text ("42") for a vocabulary of numbers, or the reverse
+            miss = np.nonzero(idx < 0)[0]
+            alt = self._index[name].get_indexer(pd.Series([_retype(vals.iloc[k], self.classes[name]) for k in miss],
+                                                          dtype=object))
+            idx[miss] = alt
         if unknown == "error" and (idx < 0).any():
             bad = pd.unique(vals[idx < 0])
             shown = ", ".join(repr(_py(v)) for v in bad[:5])
@@ -332,6 +337,22 @@ class CollabDataLoaders(DataLoaders):
     def __repr__(self) -> str:
         return (f"CollabDataLoaders({self.n_users} {self.user_name}s, {self.n_items} {self.item_name}s, "
                 f"train={self.train.n}, valid={self.valid.n if self.valid is not None else 0})")
+
+
+def _retype(v: Any, vocab: list[Any]) -> Any:
+    """`v` converted to the type of the vocabulary's ids when it is the same id written differently
+    (the text "42" for the int 42, or the int 42 for the text "42"); else `v` unchanged."""
+    if not vocab:
+        return v
+    kind = vocab[0]
+    try:
+        if isinstance(kind, (int, np.integer)) and not isinstance(kind, bool) and isinstance(v, str):
+            return int(v.strip())
+        if isinstance(kind, str) and isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return str(v)
+    except ValueError:
+        pass
+    return v
 
 
 def _ratings(col: pd.Series, name: str) -> torch.Tensor:
