@@ -131,8 +131,8 @@ class CollabDataLoaders(DataLoaders):
             raise UnknownIdError(
                 f"Column {name!r} has {len(bad)} id(s) not seen in training: {shown}"
                 f"{' ...' if len(bad) > 5 else ''}. Known ids are of type {'/'.join(kinds)} "
-                f"({len(self.classes[name])} of them). Drop those rows, or set unknown='fallback' to predict "
-                "them from the global mean and the known side's bias.")
+                f"({len(self.classes[name])} of them). Drop those rows, or predict them from the global mean "
+                "and the known side's bias with test_dl(df, unknown='fallback') (or dls.unknown = 'fallback').")
         return idx.astype(np.int64)
 
     def _encode_df(self, df: pd.DataFrame, unknown: Unknown | None) -> torch.Tensor:
