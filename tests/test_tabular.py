@@ -389,3 +389,23 @@ def test_adult_one_epoch(data_path):
     assert learn.recorder.log[-1]["accuracy"] > 0.83
     fi = learn.feature_importance()
     assert fi["importance"].iloc[0] > 0.01 and len(fi) == 14
+
+
+@pytest.mark.slow
+def test_example_lesson_runs(data_path, tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+    from conftest import REPO
+    if not (data_path / "adult" / "adult.csv").exists():
+        pytest.skip("adult.csv not found")
+    env = dict(os.environ, DEEPFIT_DATA=str(data_path), DEEPFIT_OUT=str(tmp_path), MPLBACKEND="Agg",
+               OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(REPO / "examples" / "tabular_adult.py")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    assert float(re.findall(r"^accuracy (\d\.\d+)", res.stdout, re.M)[-1]) > 0.83
+    assert "random forest on learned embeddings: accuracy 0.8" in res.stdout
+    assert re.search(r"exported model predicts: (<=50K|>50K)", res.stdout)
+    assert {"loss.png", "importance.png", "occupation.png", "adult.safetensors"} <= {p.name for p in tmp_path.iterdir()}
