@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import deepfit
-from deepfit import CrossEntropyLoss, MSELoss, exp_rmspe, load_learner, set_seed
+from deepfit import CrossEntropyLoss, MSELoss, load_learner, set_seed
 from deepfit.metrics import accuracy
 from deepfit.tabular import (Categorify, FillMissing, Normalize, TabularDataError, TabularDataLoaders,
                              TabularLearner, TabularModel, add_datepart, cont_cat_split, tabular_learner)
