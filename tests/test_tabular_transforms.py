@@ -40,6 +40,7 @@ def test_categorify_matches_across_dtypes():
     # text categories; inference values are numbers
     cat2 = Categorify().setup(pd.DataFrame({"zip": ["10", "20"]}), ["zip"])
     np.testing.assert_array_equal(cat2.encode_column("zip", pd.Series([20, 30])), [3, 1])
+    np.testing.assert_array_equal(cat2.encode_column("zip", pd.Series([10.0, np.nan, 20.5])), [2, 0, 1])
 
 
 def test_categorify_state_round_trips_through_json():

@@ -105,6 +105,17 @@ def _sorted_values(values: Iterable[Any]) -> list[Any]:
         return sorted(vals, key=lambda v: (type(v).__name__, str(v)))
 
 
+def _as_text(values: pd.Series, na: np.ndarray) -> pd.Series:
+    """Values as text for matching text categories (vectorised; whole floats lose their '.0', so
+    10.0 matches '10'). Missing entries are handled by the caller's `na` mask."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        x = values.to_numpy(dtype="float64", na_value=0.0)
+        whole = (np.mod(x, 1) == 0) & (np.abs(x) < 2**53)
+        as_int = np.where(whole, x, 0).astype(np.int64).astype(str)
+        return pd.Series(np.where(whole, as_int, x.astype(str)), index=values.index)
+    return values.astype(str)
+
+
 def _is_text(v: Any) -> bool:
     return isinstance(v, str)
 
@@ -206,7 +217,7 @@ class Categorify(TabularProc):
         na = s.isna().to_numpy()
         values: Any = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
         if classes and all(_is_text(c) for c in classes) and not pd.api.types.is_string_dtype(values.dtype):
-            values = values.astype(object).where(~na, None).map(lambda v: v if v is None else str(v))
+            values = _as_text(values, na)
         elif classes and all(_is_number(c) for c in classes) and not pd.api.types.is_numeric_dtype(values.dtype):
             values = pd.to_numeric(values, errors="coerce")
         codes = index.get_indexer(values)
