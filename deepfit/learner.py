@@ -351,8 +351,8 @@ class Learner:
                 cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False,
                 resume_from: str | Path | None = None) -> None:
         """Smith's cyclical learning rates between `lr_min` and `lr_max` (`mode` triangular,
-        triangular2 or exp_range); `step_size` is half a cycle in iterations (default 2 epochs... of
-        batches: `2 * len(train)` as the paper suggests 2-10 epochs per half cycle)."""
+        triangular2 or exp_range); `step_size` is half a cycle in iterations (default
+        `2 * len(dls.train)`, i.e. two epochs: the paper suggests 2-10 epochs per half cycle)."""
         total = n_epoch * len(self.dls.train)
         step_size = 2 * len(self.dls.train) if step_size is None else step_size
         scheds = sched.clr(lr_min, lr_max, step_size=step_size, total_steps=total, mode=mode, gamma=gamma)
