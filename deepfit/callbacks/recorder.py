@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..optim import get_hyper, has_hyper
+from ..plotting import finish_figure, pyplot
 from .core import Callback
 
 __all__ = ["Recorder", "smooth_losses"]
@@ -143,9 +144,7 @@ class Recorder(Callback):
     # ---- plots ---------------------------------------------------------------------------------------
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, fname: str | Path | None = None) -> Any:
         """Training loss per batch (raw and smoothed) and, per epoch, the validation loss."""
-        import matplotlib
-        matplotlib.use("Agg") if fname is not None else None
-        import matplotlib.pyplot as plt
+        plt = pyplot(headless=fname is not None)
         fig, ax = plt.subplots(figsize=(6, 4))
         it = np.arange(len(self.losses))[skip_start:]
         ax.plot(it, self.losses[skip_start:], alpha=0.3, label="train (batch)")
@@ -157,11 +156,11 @@ class Recorder(Callback):
         ax.set_xlabel("batch")
         ax.set_ylabel("loss")
         ax.legend()
-        return _finish(fig, fname)
+        return finish_figure(fig, fname)
 
     def plot_sched(self, fname: str | Path | None = None) -> Any:
         """Learning rate (and momentum, when there is one) per training batch."""
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         n = 2 if self.moms else 1
         fig, axs = plt.subplots(1, n, figsize=(5 * n, 3.5))
         axs = np.atleast_1d(axs)
@@ -172,14 +171,14 @@ class Recorder(Callback):
             axs[1].set_title("momentum")
         for a in axs:
             a.set_xlabel("batch")
-        return _finish(fig, fname)
+        return finish_figure(fig, fname)
 
     def plot_lr_find(self, fname: str | Path | None = None) -> Any:
         """Smoothed loss against learning rate (log axis) from the last `lr_find`, suggestions marked."""
         res = self.lr_find_result
         if res is None:
             raise RuntimeError("Run `learn.lr_find()` before `plot_lr_find()`.")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(res.lrs, res.losses)
         ax.set_xscale("log")
@@ -197,14 +196,4 @@ class Recorder(Callback):
             i = int(np.argmin(np.abs(np.log(res.lrs) - np.log(lr))))
             ax.plot([lr], [res.losses[i]], "o", color=c, label=f"{name}: {lr:.2e}")
         ax.legend()
-        return _finish(fig, fname)
-
-
-def _finish(fig: Any, fname: str | Path | None) -> Any:
-    fig.tight_layout()
-    if fname is not None:
-        Path(fname).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(fname, dpi=100)
-        import matplotlib.pyplot as plt
-        plt.close(fig)
-    return fig
+        return finish_figure(fig, fname)

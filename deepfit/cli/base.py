@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from ..plotting import finish_figure, pyplot
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from ..learner import Learner
@@ -527,20 +529,15 @@ class RunDir:
                    console: Console | None = None) -> bool:
         """Draw a figure into `name` (PNG) with `draw(path)`; keep it for the report. A plot that fails
         is reported as a warning, never the end of a run whose model is already trained."""
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         p = self.file(name)
         try:
             res = draw(p)
-            if not p.exists() and res is not None and hasattr(res, "savefig"):
-                res.tight_layout()
-                res.savefig(p, dpi=100)
-            if res is not None and hasattr(res, "savefig"):
-                plt.close(res)
-            elif res is not None and hasattr(res, "get_figure"):
-                fig = res.get_figure()
+            # a returned figure (or axes) that `draw` did not save itself is saved here; closed either way
+            fig = res if hasattr(res, "savefig") else res.get_figure() if hasattr(res, "get_figure") else None
+            if fig is not None:
                 if not p.exists():
-                    fig.tight_layout()
-                    fig.savefig(p, dpi=100)
+                    finish_figure(fig, p, close=False)
                 plt.close(fig)
         except Exception as e:  # noqa: BLE001 - a plot must not lose a trained model
             (console or Console()).warn(f"could not draw {title.lower()}: {type(e).__name__}: {e}")

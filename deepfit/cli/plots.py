@@ -6,6 +6,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..plotting import finish_figure, pyplot
+
 __all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_top_losses_images", "plot_pred_vs_actual"]
 
 
@@ -20,7 +22,7 @@ def confusion_matrix(targs: Any, preds: Any, n_classes: int) -> np.ndarray:
 
 def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], fname: str | Path, max_classes: int = 30) -> Any:
     """Heat map of a confusion matrix with the counts written in the cells; saved to `fname`."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     k = len(classes)
     if k > max_classes:  # keep the most frequent classes readable
         keep = np.argsort(-cm.sum(1))[:max_classes]
@@ -44,16 +46,14 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], fname: str | P
             for j in range(k):
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > hi / 2 else "black")
-    fig.tight_layout()
-    fig.savefig(fname, dpi=100)
-    plt.close(fig)
+    finish_figure(fig, fname)
     return None
 
 
 def plot_top_losses_images(images: Any, actual: Sequence[str], predicted: Sequence[str], losses: Sequence[float],
                            probs: Sequence[float], fname: str | Path) -> Any:
     """A grid of images with `predicted / actual / loss / probability of the prediction` as titles."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     n = len(images)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
@@ -64,15 +64,13 @@ def plot_top_losses_images(images: Any, actual: Sequence[str], predicted: Sequen
             ax.imshow(np.asarray(images[i]), cmap="gray_r", vmin=0, vmax=1)
             ax.set_title(f"{predicted[i]}/{actual[i]} / {losses[i]:.2f} / {probs[i]:.2f}", fontsize=9)
     fig.suptitle("prediction / actual / loss / probability", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(fname, dpi=100)
-    plt.close(fig)
+    finish_figure(fig, fname)
     return None
 
 
 def plot_pred_vs_actual(actual: Any, pred: Any, fname: str | Path, name: str = "target") -> Any:
     """Scatter of predicted against actual values (validation) with the diagonal."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     a, p = np.asarray(actual, float).reshape(-1), np.asarray(pred, float).reshape(-1)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(a, p, s=6, alpha=0.4)
@@ -81,7 +79,5 @@ def plot_pred_vs_actual(actual: Any, pred: Any, fname: str | Path, name: str = "
     ax.set_xlabel(f"actual {name}")
     ax.set_ylabel(f"predicted {name}")
     ax.set_title("validation predictions")
-    fig.tight_layout()
-    fig.savefig(fname, dpi=100)
-    plt.close(fig)
+    finish_figure(fig, fname)
     return None

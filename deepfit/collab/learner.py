@@ -17,6 +17,7 @@ from ..callbacks.core import Callback
 from ..learner import Learner
 from ..losses import MSELoss
 from ..optim import Adam
+from ..plotting import finish_figure, pyplot
 from .data import CollabDataLoaders
 from .models import EmbeddingDotBias, EmbeddingNN
 
@@ -126,10 +127,7 @@ class CollabLearner(Learner):
             order = np.argsort(v)
             pick += order[:per].tolist() + order[-per:].tolist()
         pick = list(dict.fromkeys(pick))[:n]
-        import matplotlib
-        if fname is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot(headless=fname is not None)
         fig, ax = plt.subplots(figsize=(10, 10))
         ax.scatter(cx[pick], cy[pick], s=8)
         names = comp.iloc[:, 0].to_numpy()
@@ -137,12 +135,7 @@ class CollabLearner(Learner):
             ax.annotate(str(names[j]), (cx[j], cy[j]), fontsize=8, alpha=0.8)
         ax.set_xlabel(f"PC{x}")
         ax.set_ylabel(f"PC{y}")
-        fig.tight_layout()
-        if fname is not None:
-            Path(fname).parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(fname, dpi=100)
-            plt.close(fig)
-        return fig
+        return finish_figure(fig, fname)
 
     # ---- recommendations ----------------------------------------------------------------------------
     def recommend(self, user: Any, n: int = 10, exclude_seen: bool = True) -> pd.DataFrame:

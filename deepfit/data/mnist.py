@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..plotting import finish_figure, pyplot
 from .core import DataLoader, DataLoaders
 from .transforms import Normalize
 
@@ -179,7 +180,7 @@ class DigitDataLoaders(DataLoaders):
     def show_batch(self, n: int = 9, fname: str | os.PathLike | None = None) -> Any:
         """Plot `n` images of a training batch with their labels; returns the matplotlib figure
         (saved to `fname` when given)."""
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         xb, yb = self.one_batch()[:2]
         n = min(n, len(xb))
         cols = int(np.ceil(np.sqrt(n)))
@@ -191,12 +192,7 @@ class DigitDataLoaders(DataLoaders):
             if i < n:
                 ax.imshow(imgs[i].numpy(), cmap="gray_r", vmin=0, vmax=1)
                 ax.set_title(self.vocab[int(yb[i])], fontsize=10)
-        fig.tight_layout()
-        if fname is not None:
-            Path(fname).parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(fname, dpi=100)
-            plt.close(fig)
-        return fig
+        return finish_figure(fig, fname)
 
     def export_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         tensors = {}

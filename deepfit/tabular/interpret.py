@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from ..metrics import Metric, to_metric
+from ..plotting import finish_figure, pyplot
 from .transforms import N_RESERVED, TabularDataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,10 +114,7 @@ def feature_importance(learn: "TabularLearner", df: pd.DataFrame | None = None,
 def plot_feature_importance(fi: pd.DataFrame, top: int | None = 20, ax: Any = None,
                             fname: str | Path | None = None) -> Any:
     """Horizontal bar chart of a `feature_importance` table (most important on top)."""
-    import matplotlib
-    if fname is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot(headless=fname is not None)
     d = fi.head(top) if top else fi
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.35 * len(d) + 1))
@@ -124,8 +122,7 @@ def plot_feature_importance(fi: pd.DataFrame, top: int | None = 20, ax: Any = No
     ax.set_xlabel("importance (score drop when shuffled)")
     ax.set_title("Permutation feature importance")
     if fname is not None:
-        ax.figure.tight_layout()
-        ax.figure.savefig(fname)
+        finish_figure(ax.figure, fname, dpi=None, close=False)
     return ax
 
 
@@ -167,10 +164,7 @@ def plot_embedding(learn: "TabularLearner", col: str, max_labels: int = 60, ax: 
                    fname: str | Path | None = None) -> Any:
     """Scatter plot of the training categories of `col` on the first two principal components of
     their embeddings (one axis when the embedding width is 1), labelled by category."""
-    import matplotlib
-    if fname is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot(headless=fname is not None)
     emb = embeddings(learn, col).iloc[N_RESERVED:]
     x = emb.to_numpy(dtype=np.float64)
     x = x - x.mean(0)
@@ -191,6 +185,5 @@ def plot_embedding(learn: "TabularLearner", col: str, max_labels: int = 60, ax: 
     ax.set_ylabel(labels[1])
     ax.set_title(f"Embeddings of {col!r}")
     if fname is not None:
-        ax.figure.tight_layout()
-        ax.figure.savefig(fname)
+        finish_figure(ax.figure, fname, dpi=None, close=False)
     return ax

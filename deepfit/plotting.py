@@ -1,0 +1,33 @@
+"""Small shared helpers for the library's matplotlib figures.
+
+matplotlib is imported only inside these functions, so ``import deepfit`` stays light.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["pyplot", "finish_figure"]
+
+
+def pyplot(headless: bool = False) -> Any:
+    """Import and return ``matplotlib.pyplot``; with ``headless=True`` switch to the non-interactive
+    Agg backend first (for figures that are only written to a file)."""
+    if headless:
+        import matplotlib
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def finish_figure(fig: Any, fname: str | Path | None, dpi: float | None = 100, close: bool = True) -> Any:
+    """Tighten the layout of `fig` and, when `fname` is given, save it there (creating the parent
+    folder) at `dpi` (``None``: matplotlib's ``savefig.dpi`` setting) and close it unless
+    ``close=False``. Returns `fig`."""
+    fig.tight_layout()
+    if fname is not None:
+        Path(fname).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(fname, dpi=dpi)
+        if close:
+            pyplot().close(fig)
+    return fig
