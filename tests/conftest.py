@@ -1,8 +1,10 @@
 """Shared fixtures: the real-data folder (skipped cleanly when absent) and small synthetic problems."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import matplotlib
 import pytest
@@ -30,6 +32,32 @@ def data_path() -> Path:
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run the block with `n` torch threads, restoring the previous count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models train fastest on one thread, and do not fight other
+    processes for the cores. Modules use it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """`one_thread` for a whole module (so module-scoped fixtures that train run on one thread too)."""
+    with torch_threads(1):
+        yield
 
 
 def make_regression_dls(n: int = 256, bs: int = 32, seed: int = 0, n_valid: int = 64):

@@ -10,21 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from deepfit.cli import main
 from deepfit.cli.base import COMPLETE_MARKER, INCOMPLETE_SUFFIX, STATUS_FILE, is_complete
+from conftest import torch_threads
 
 FAST = ("--epochs", "1", "--lr-find-iters", "0", "--bs", "32", "-q")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- data and helpers -----------------------------------------------------------------------------------
@@ -62,11 +56,9 @@ def models(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("models")
     _table().to_csv(d / "t.csv", index=False)
     _ratings().to_csv(d / "r.csv", index=False)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    assert main(["train", "tabular", str(d / "t.csv"), "--target", "label", "--out", str(d / "tab"), *FAST]) == 0
-    assert main(["train", "collab", str(d / "r.csv"), "--out", str(d / "cf"), "--n-factors", "4", *FAST]) == 0
-    torch.set_num_threads(n)
+    with torch_threads(1):
+        assert main(["train", "tabular", str(d / "t.csv"), "--target", "label", "--out", str(d / "tab"), *FAST]) == 0
+        assert main(["train", "collab", str(d / "r.csv"), "--out", str(d / "cf"), "--n-factors", "4", *FAST]) == 0
     return {"tabular": d / "tab" / "model.safetensors", "collab": d / "cf" / "model.safetensors"}
 
 

@@ -21,13 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEEPFIT_BIN = REPO / ".venv" / "bin" / "deepfit"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- small data ------------------------------------------------------------------------------------------

@@ -29,13 +29,7 @@ def low_rank_ratings(n_users: int = 60, n_items: int = 40, k: int = 3, frac: flo
     return pd.DataFrame({"user": users, "item": items, "rating": full[uu, ii]})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # these models are tiny: one thread is faster and immune to a busy machine's oversubscription
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -20,15 +20,6 @@ from deepfit.losses import CrossEntropyLoss
 from deepfit.metrics import accuracy
 
 
-@pytest.fixture
-def one_thread():
-    """Train with one thread: small models are slower with 2 threads on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:
     """An IDX file written by hand: 0, 0, type code, ndim, big-endian dims, then the data."""
     head = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)

@@ -18,6 +18,7 @@ import torch
 from deepfit.callbacks import Callback, Checkpoint, CheckpointError, EarlyStopping
 from deepfit.callbacks.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from deepfit.layers import MLP
+from conftest import torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,12 +105,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, script_ns):
     p_kill = _run(script, crash, "kill", hang_at=25)
     try:
         # meanwhile, the uninterrupted reference run, in this process with one thread like the children
-        n_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             script_ns["main"](full, "full", 0)
-        finally:
-            torch.set_num_threads(n_threads)
         deadline = time.time() + 120
         while not (crash / "marker").exists():
             assert p_kill.poll() is None, p_kill.stderr.read().decode()[-3000:]

@@ -18,13 +18,7 @@ from deepfit.tabular import (Categorify, FillMissing, Normalize, TabularDataErro
 from deepfit.tabular.model import emb_sz_rule, get_emb_sz
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: one thread is as fast, and far steadier when other processes share the CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def make_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
