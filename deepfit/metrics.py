@@ -470,8 +470,11 @@ class R2Score(Metric):
         if nb == 0:
             return
         mb = t.mean()
-        m2b = (t - mb).pow(2).sum()
-        sseb = (t - p).pow(2).sum()
+        self._merge(nb, mb, (t - mb).pow(2).sum(), (t - p).pow(2).sum())
+
+    def _merge(self, nb: int, mb: Tensor, m2b: Tensor, sseb: Tensor) -> None:
+        # Chan et al.'s parallel update: fold a part's count, target mean, centred target sum of
+        # squares and residual sum of squares into the running state.
         if self._mean is None or self._m2 is None or self._sse is None:
             self._mean, self._m2, self._sse, self._n = mb, m2b, sseb, nb
             return
@@ -496,17 +499,8 @@ class R2Score(Metric):
             return
         for n_f, mb, m2b, sseb in rows:
             nb = int(round(float(n_f)))
-            if nb == 0:
-                continue
-            if self._mean is None or self._m2 is None or self._sse is None:
-                self._mean, self._m2, self._sse, self._n = mb, m2b, sseb, nb
-                continue
-            n = self._n + nb
-            delta = mb - self._mean
-            self._mean = self._mean + delta * (nb / n)
-            self._m2 = self._m2 + m2b + delta.pow(2) * (self._n * nb / n)
-            self._sse = self._sse + sseb
-            self._n = n
+            if nb > 0:
+                self._merge(nb, mb, m2b, sseb)
 
     @property
     def value(self) -> float:
