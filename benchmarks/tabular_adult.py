@@ -28,6 +28,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -38,35 +39,48 @@ CONT = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours
 Y = "class"
 
 
+class EpochTiming:
+    """Mixin for either library's Callback: wall and CPU time of every epoch (train + validation)."""
+
+    def before_fit(self):
+        self.wall, self.cpu = [], []
+
+    def before_epoch(self):
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def after_epoch(self):
+        self.wall.append(time.perf_counter() - self.t0)
+        self.cpu.append(time.process_time() - self.c0)
+
+
+def timed_prep(build: Callable[[], Any], n: int = 3) -> tuple[Any, dict[str, float]]:
+    """Build the DataLoaders `n` times; the last ones and the median wall (`prep`) and CPU (`prep_cpu`) time."""
+    wall, cpu = [], []
+    for _ in range(n):
+        t0, c0 = time.perf_counter(), time.process_time()
+        dls = build()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return dls, {"prep": statistics.median(wall), "prep_cpu": statistics.median(cpu)}
+
+
 def run_deepfit(df: pd.DataFrame, bs: int, epochs: int, lr: float, seed: int) -> dict:
     from deepfit import set_seed
     from deepfit.callbacks import Callback
     from deepfit.tabular import TabularDataLoaders, tabular_learner
 
-    class EpochTimer(Callback):
-        def before_fit(self):
-            self.wall, self.cpu = [], []
+    class EpochTimer(EpochTiming, Callback):
+        pass
 
-        def before_epoch(self):
-            self.t0, self.c0 = time.perf_counter(), time.process_time()
-
-        def after_epoch(self):
-            self.wall.append(time.perf_counter() - self.t0)
-            self.cpu.append(time.process_time() - self.c0)
-
-    wall, cpu = [], []
-    for _ in range(3):
-        t0, c0 = time.perf_counter(), time.process_time()
-        dls = TabularDataLoaders.from_df(df, cat_names=CAT, cont_names=CONT, y_names=Y, valid_pct=0.2, seed=seed,
-                                         bs=bs, val_bs=bs, device="cpu")
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    dls, prep = timed_prep(lambda: TabularDataLoaders.from_df(df, cat_names=CAT, cont_names=CONT, y_names=Y,
+                                                              valid_pct=0.2, seed=seed, bs=bs, val_bs=bs,
+                                                              device="cpu"))
     set_seed(seed)
     timer = EpochTimer()
     learn = tabular_learner(dls, layers=[200, 100], progress=False, wd=1e-2, cbs=[timer])
     learn.fit_one_cycle(epochs, lr)
-    return {"prep": statistics.median(wall), "prep_cpu": statistics.median(cpu), "epoch_times": timer.wall,
-            "epoch_cpu": timer.cpu, "accuracy": learn.recorder.log[-1]["accuracy"], "valid_idx": dls.valid_idx}
+    return {**prep, "epoch_times": timer.wall, "epoch_cpu": timer.cpu, "accuracy": learn.recorder.log[-1]["accuracy"],
+            "valid_idx": dls.valid_idx}
 
 
 def run_fastai(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, epochs: int, lr: float, seed: int) -> dict:
@@ -75,33 +89,20 @@ def run_fastai(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, epochs: int, lr
     from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
     from fastai.torch_core import set_seed
 
-    class EpochTimer(Callback):
-        def before_fit(self):
-            self.wall, self.cpu = [], []
+    class EpochTimer(EpochTiming, Callback):
+        pass
 
-        def before_epoch(self):
-            self.t0, self.c0 = time.perf_counter(), time.process_time()
-
-        def after_epoch(self):
-            self.wall.append(time.perf_counter() - self.t0)
-            self.cpu.append(time.process_time() - self.c0)
-
-    wall, cpu = [], []
-    for _ in range(3):
-        t0, c0 = time.perf_counter(), time.process_time()
-        dls = TabularDataLoaders.from_df(df, path=".", procs=[Categorify, FillMissing, Normalize], cat_names=CAT,
-                                         cont_names=CONT, y_names=Y, valid_idx=list(valid_idx), bs=bs, val_bs=bs,
-                                         device=torch.device("cpu"))
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    dls, prep = timed_prep(lambda: TabularDataLoaders.from_df(df, path=".", procs=[Categorify, FillMissing, Normalize],
+                                                              cat_names=CAT, cont_names=CONT, y_names=Y,
+                                                              valid_idx=list(valid_idx), bs=bs, val_bs=bs,
+                                                              device=torch.device("cpu")))
     set_seed(seed)
     timer = EpochTimer()
     learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy, wd=1e-2, cbs=[timer])
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     acc = float(learn.recorder.values[-1][2])
-    return {"prep": statistics.median(wall), "prep_cpu": statistics.median(cpu), "epoch_times": timer.wall,
-            "epoch_cpu": timer.cpu, "accuracy": acc}
+    return {**prep, "epoch_times": timer.wall, "epoch_cpu": timer.cpu, "accuracy": acc}
 
 
 def main() -> None:
