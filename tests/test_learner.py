@@ -351,3 +351,40 @@ def test_show_training_loop(synth_learner, capsys):
     learn = synth_learner(progress=True)
     text = learn.show_training_loop()
     assert "Recorder" in text and "after_loss" in text and "TerminateOnNaN" in text
+
+
+def _v_curve(lrs):
+    # flat at 2 up to 1e-3, straight down (in log lr) to 0.5 at 1e-1, then back up steeply
+    x = np.log10(lrs)
+    return np.where(x < -3, 2.0, np.where(x < -1, 2.0 - 0.75 * (x + 3), 0.5 + 3 * (x + 1)))
+
+
+def test_suggestions_on_a_known_curve():
+    from deepfit.callbacks.schedule import suggest_lrs
+    lrs = np.logspace(-7, 1, 161)  # 20 points per decade
+    raw = _v_curve(lrs)
+    res = suggest_lrs(lrs, raw, raw)
+    # halfway down (loss 1.25) is exactly at 1e-2; the minimum at 1e-1; the slope is constant on the
+    # descent, so steep is somewhere on it
+    # The moving average over a tenth of the sweep (16 points) rounds the sharp corner at the
+    # minimum, moving it towards the gentler side: by 4 grid steps (10**0.2) for the minimum, and
+    # the halfway point by 2 (10**0.1).
+    tol = 1 + 1e-9
+    assert 1e-2 / 10 ** 0.1 / tol <= res.valley <= 1e-2 * tol
+    assert 1e-2 / 10 ** 0.2 / tol <= res.minimum <= 1e-2 * tol
+    assert 1e-3 <= res.steep <= 1e-1
+
+
+def test_suggestions_ignore_noise_and_a_lucky_start():
+    # Batch losses with noise of the size of the whole descent, and a run of low losses at the very
+    # start (the case where an exponential average puts its lowest point at the first batches).
+    from deepfit.callbacks.schedule import suggest_lrs
+    from deepfit.callbacks.recorder import smooth_losses
+    rng = np.random.default_rng(0)
+    lrs = np.logspace(-7, 1, 100)
+    raw = _v_curve(lrs) + rng.normal(0, 0.4, 100)
+    raw[:4] = 0.6
+    smooth, _ = smooth_losses(raw)
+    assert np.argmin(smooth) < 5  # the smoothed curve alone is misleading here
+    res = suggest_lrs(lrs, smooth, raw)
+    assert 1e-3 < res.valley < 1e-1 and 1e-4 < res.steep < 1e-1 and 1e-3 < res.minimum < 1e-1

@@ -71,9 +71,9 @@ class SuggestedLRs:
     """Result of `lr_find`: the sweep and three suggestions.
 
     Attributes:
-        lrs, losses: learning rates tried and smoothed losses seen.
-        valley: a point well inside the longest stretch of falling loss (the default choice).
-        steep: where the loss falls fastest against log(lr).
+        lrs, losses: learning rates tried and (exponentially) smoothed losses seen.
+        valley: where the loss is halfway down the descent that ends at the lowest loss (the default).
+        steep: where the loss falls fastest against log(lr) on that descent.
         minimum: the lr of the lowest loss divided by 10.
     """
 
@@ -90,47 +90,53 @@ class SuggestedLRs:
         return f"SuggestedLRs(valley={self.valley:.3g}, steep={self.steep:.3g}, minimum={self.minimum:.3g})"
 
 
-def suggest_lrs(lrs: np.ndarray, losses: np.ndarray) -> SuggestedLRs:
-    """Compute the three suggestions from a sweep (see `SuggestedLRs`)."""
+def centered_average(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Moving average over `window` points centred on each point (no lag, unlike an exponential
+    average). Returns (averages, index of the centre of each window into `values`)."""
+    window = max(1, min(window, len(values)))
+    avg = np.convolve(values, np.ones(window) / window, mode="valid")
+    return avg, np.arange(len(avg)) + window // 2
+
+
+def suggest_lrs(lrs: np.ndarray, losses: np.ndarray, raw_losses: np.ndarray | None = None) -> SuggestedLRs:
+    """Compute the three suggestions from a sweep (see `SuggestedLRs`).
+
+    Args:
+        lrs: learning rate of each batch of the sweep.
+        losses: the exponentially smoothed losses (kept in the result, for plotting).
+        raw_losses: the loss of each batch. Suggestions are computed on a centred moving average of
+            these over a tenth of the sweep: the exponential average lags and, early in the sweep, rests
+            on a handful of batches, so on noisy losses (small batches of ratings) its lowest point can
+            fall at the very start. Without raw losses the smoothed ones are used.
+    """
     lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
     res = SuggestedLRs(lrs, losses)
-    ok = np.isfinite(losses)
-    if ok.sum() < 3:
+    base = losses if raw_losses is None else np.asarray(raw_losses, float)
+    n_ok = int(np.argmax(~np.isfinite(base))) if not np.isfinite(base).all() else len(base)
+    if n_ok < 3:
         return res
-    lrs_ok, l_ok = lrs[ok], losses[ok]
-    i_min = int(np.argmin(l_ok))
-    res.minimum = float(lrs_ok[i_min] / 10)
-    # Steepest descent before the minimum: slopes over a window of about a twentieth of the sweep
-    # (central differences of single points are dominated by batch noise), ignoring the first
-    # tenth of the sweep where the bias-corrected smoothing is still settling.
-    w = max(1, len(l_ok) // 20)
-    log_lr = np.log(lrs_ok)
-    centers = np.arange(w, len(l_ok) - w)
-    if len(centers) == 0:
-        res.steep = float(lrs_ok[0])
-    else:
-        slope = (l_ok[centers + w] - l_ok[centers - w]) / (log_lr[centers + w] - log_lr[centers - w])
-        keep = (centers >= len(l_ok) // 10) & (centers <= i_min)
-        if not keep.any():
-            keep = centers <= max(i_min, centers[0])
-        i_steep = int(centers[keep][np.argmin(slope[keep])])
-        res.steep = float(lrs_ok[i_steep])
-    # Valley: go back from the minimum while the loss keeps rising (walking backwards, ignoring
-    # small bumps of 1% of the loss range), i.e. find where the final descent started, then take
-    # the point halfway down that descent in log-lr.
-    span = max(float(l_ok.max() - l_ok[i_min]), 1e-12)
-    start, peak = i_min, l_ok[i_min]
-    for j in range(i_min - 1, -1, -1):
-        if l_ok[j] >= peak - 0.01 * span:
-            peak = max(peak, l_ok[j])
-            start = j
-        else:
-            break
-    # skip the flat beginning: the descent starts where the loss first falls below 99% of its height
-    top = l_ok[start]
-    while start < i_min and l_ok[start] > top - 0.01 * span:
-        start += 1
-    res.valley = float(lrs_ok[(start + i_min) // 2])
+    curve, centre = centered_average(base[:n_ok], max(5, n_ok // 10) if raw_losses is not None else 1)
+    if len(curve) < 3:
+        return res
+    log_lr = np.log(lrs[centre])
+    i_min = int(np.argmin(curve))
+    res.minimum = float(lrs[centre[i_min]] / 10)
+    # The descent: from the highest point before the minimum down to the minimum. The valley is
+    # where the loss has come halfway down it: past the flat start, where the model learns fast,
+    # and well short of the minimum, beyond which training becomes unstable.
+    top_i = int(np.argmax(curve[: i_min + 1]))
+    half = (curve[top_i] + curve[i_min]) / 2
+    below = np.nonzero(curve[top_i: i_min + 1] <= half)[0]
+    res.valley = float(lrs[centre[top_i + int(below[0]) if len(below) else i_min]])
+    # Steepest: the most negative slope on the descent, measured across one decade of lr so that
+    # narrow bumps of batch noise in the flat part cannot win.
+    half_decade = 0.5 * np.log(10)
+    lo = np.searchsorted(log_lr, log_lr - half_decade)
+    hi = np.minimum(np.searchsorted(log_lr, log_lr + half_decade, side="right") - 1, len(curve) - 1)
+    idx = np.arange(top_i, i_min + 1)
+    width = log_lr[hi[idx]] - log_lr[lo[idx]]
+    slope = np.where(width > 0, (curve[hi[idx]] - curve[lo[idx]]) / np.where(width > 0, width, 1), 0.0)
+    res.steep = float(lrs[centre[idx[int(np.argmin(slope))]]])
     return res
 
 
@@ -149,6 +155,7 @@ class LRFinder(Callback):
     def before_fit(self) -> None:
         self.lrs: list[float] = []
         self.losses: list[float] = []
+        self.raw_losses: list[float] = []
         self._avg, self._best, self._i = 0.0, math.inf, 0
 
     def before_batch(self) -> None:
@@ -167,6 +174,7 @@ class LRFinder(Callback):
         smooth = self._avg / (1 - self.beta ** self._i)
         self.lrs.append(self._lr)
         self.losses.append(smooth)
+        self.raw_losses.append(loss)
         self._best = min(self._best, smooth)
         if self.stop_div and (not math.isfinite(smooth) or smooth > 4 * self._best):
             raise CancelFit()
@@ -177,4 +185,4 @@ class LRFinder(Callback):
         raise CancelValidate()
 
     def after_fit(self) -> None:
-        self.result = suggest_lrs(np.array(self.lrs), np.array(self.losses))
+        self.result = suggest_lrs(np.array(self.lrs), np.array(self.losses), np.array(self.raw_losses))
