@@ -53,26 +53,25 @@ class RunInterrupted(Exception):
 
 
 # ---- argument types ------------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
+def _whole_number(text: str, minimum: int, rule: str) -> int:
+    """`text` as an integer of at least `minimum`; otherwise an argparse error saying it `must be <rule>`."""
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {v}")
     return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    return _whole_number(text, 1, "> 0")
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
+    return _whole_number(text, 0, ">= 0")
 
 
 def positive_float(text: str) -> float:
