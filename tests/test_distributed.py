@@ -141,17 +141,21 @@ def test_metric_sync_r2_hand_computed():
     assert got == pytest.approx([1 - 3 / 14] * 2, abs=1e-15)
 
 
+class Median(Metric):
+    """A metric with no `sync`: its state cannot be combined across processes."""
+
+    def reset(self):
+        self.v = []
+
+    def accumulate(self, pred, targ):
+        self.v.append(pred)
+
+    @property
+    def value(self):
+        return float(torch.cat(self.v).median())
+
+
 def test_metric_without_sync_fails_clearly():
-    class Median(Metric):
-        def reset(self):
-            self.v = []
-
-        def accumulate(self, pred, targ):
-            self.v.append(pred)
-
-        @property
-        def value(self):
-            return float(torch.cat(self.v).median())
     with pytest.raises(NotImplementedError, match="'median'.*sync"):
         Median().sync(_ThreadComm(_ThreadGroup(1), 0))
 
@@ -278,16 +282,6 @@ def test_trainer_wraps_for_training_only_and_restores(tmp_path, one_process_grou
 
 
 def test_trainer_refuses_metric_without_sync(tmp_path, one_process_group):
-    class Median(Metric):
-        def reset(self):
-            self.v = []
-
-        def accumulate(self, pred, targ):
-            self.v.append(pred)
-
-        @property
-        def value(self):
-            return 0.0
     learn = _small_learner(tmp_path, progress=False)
     learn.metrics.append(Median())
     with pytest.raises(TypeError, match=r"\['median'\].*sync"):
