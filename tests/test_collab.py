@@ -407,3 +407,17 @@ def test_movielens_titles_one_epoch(data_path):
     assert learn.recorder.log[-1]["valid_loss"] < 0.95  # the global mean alone gives ~1.27
     assert "Star Wars (1977)" in learn.most_biased(20, among=1000)["title"].tolist()
     assert learn.recommend(1, 5)["title"].nunique() == 5
+
+
+def test_get_preds_takes_a_raw_dataframe(trained):
+    """`learn.get_preds(df)` encodes the raw rows like `test_dl` (as the tabular learner does), and
+    a DataFrame without the rating column gives no targets."""
+    learn = trained
+    dls = learn.dls
+    df = pd.DataFrame({"user": dls.classes["user"][:4], "item": dls.classes["item"][:4]})
+    before = df.copy()
+    ref, _ = learn.get_preds(dl=dls.test_dl(df))
+    got, targs = learn.get_preds(df)
+    np.testing.assert_array_equal(got.numpy(), ref.numpy())
+    assert targs is None
+    pd.testing.assert_frame_equal(df, before)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..callbacks.core import Callback
+from ..data.core import DataLoader
 from ..learner import Learner
 from ..losses import MSELoss
 from ..optim import Adam
@@ -29,6 +30,15 @@ class CollabLearner(Learner):
     interpretation methods that speak in raw ids. Build it with `collab_learner`."""
 
     dls: CollabDataLoaders
+
+    def get_preds(self, dl: DataLoader | pd.DataFrame | None = None, with_loss: bool = False,
+                  with_input: bool = False, activation: bool = True) -> tuple[torch.Tensor, ...]:
+        """Predictions and targets (None without a rating column) for a DataLoader, or for a raw
+        DataFrame of (user, item) rows encoded like the training ids (`learn.get_preds(test_df)`);
+        default the validation set. Use `learn.dls.decode_preds(preds, test_df)` for a table."""
+        if isinstance(dl, pd.DataFrame):
+            dl = self.dls.test_dl(dl)
+        return super().get_preds(dl, with_loss=with_loss, with_input=with_input, activation=activation)
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _name(self, is_item: bool) -> str:
