@@ -273,6 +273,8 @@ class Learner:
     def _one_batch(self, batch: tuple) -> None:
         n_inp = self.dl.n_inp
         self.xb, self.yb = tuple(batch[:n_inp]), tuple(batch[n_inp:])
+        # a batch cancelled before its loss must not leave the previous batch's output for callbacks
+        self.pred = self.loss = self.loss_grad = None
         self._with_events(self._do_one_batch, "batch", CancelBatch)
         if self.training:
             self.train_iter += 1

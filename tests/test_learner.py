@@ -388,3 +388,16 @@ def test_suggestions_ignore_noise_and_a_lucky_start():
     assert np.argmin(smooth) < 5  # the smoothed curve alone is misleading here
     res = suggest_lrs(lrs, smooth, raw)
     assert 1e-3 < res.valley < 1e-1 and 1e-4 < res.steep < 1e-1 and 1e-3 < res.minimum < 1e-1
+
+
+# ---- review fixes: state that must not leak between batches, fits and lr_find ------------------------------
+def test_batch_cancelled_before_the_loss_records_no_stale_loss(synth_learner):
+    learn = synth_learner(n=128, bs=32)  # 4 training batches
+
+    class SkipOdd(Callback):
+        def before_batch(self):
+            if self.learner.training and self.learner.iter % 2 == 1:
+                raise CancelBatch()
+    learn.fit(1, 1e-2, cbs=[SkipOdd()])
+    # only batches 0 and 2 computed a loss: the cancelled ones must not repeat the previous batch's loss
+    assert len(learn.recorder.losses) == 2

@@ -168,6 +168,8 @@ class LRFinder(Callback):
             raise CancelFit()
 
     def after_batch(self) -> None:
+        if self.learner.loss is None:  # a batch cancelled before its loss: nothing to record
+            return
         loss = float(self.learner.loss)  # one sync per batch is fine here: this is a short sweep
         self._i += 1
         self._avg = self.beta * self._avg + (1 - self.beta) * loss
