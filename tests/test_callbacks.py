@@ -347,3 +347,20 @@ def test_after_fit_runs_after_an_error(synth_learner, tmp_path):
     assert events == ["after_fit"]  # once, as documented: "always (also after an error)"
     assert log._file.closed
     assert [r[0] for r in read_csv(tmp_path / "h.csv")] == ["epoch", "0"]  # the finished epoch is kept
+
+
+def test_mixed_precision_leaves_no_autocast_behind_after_an_error(synth_learner):
+    from deepfit.callbacks import MixedPrecision
+
+    class Crash(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+
+        def forward(self, x):
+            raise RuntimeError("bad forward")
+    learn = synth_learner(model=Crash())
+    with pytest.raises(RuntimeError, match="bad forward"):
+        learn.fit(1, 1e-2, cbs=[MixedPrecision()])
+    assert not torch.is_autocast_enabled("cpu")
+    assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32

@@ -51,6 +51,10 @@ class MixedPrecision(Callback):
     def after_batch(self) -> None:
         self._exit()
 
+    def after_fit(self) -> None:
+        # an error inside a batch skips after_batch: never leave autocast switched on for the caller
+        self._exit()
+
     def before_backward(self) -> None:
         if self.scaler is not None:
             self.learner.loss_grad = self.scaler.scale(self.learner.loss_grad)
