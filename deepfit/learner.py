@@ -185,8 +185,9 @@ class Learner:
             self(f"after_cancel_{name}")
         except BaseException:
             if name == "fit":  # after_fit runs also after an error: callbacks close files and bars there
-                with contextlib.suppress(Exception):  # never hide the original error
-                    self("after_fit")
+                for handler in self._handlers["after_fit"]:  # each one, even when an earlier one fails
+                    with contextlib.suppress(Exception):  # never hide the original error
+                        handler()
             raise
         self(f"after_{name}")
         if final is not None:

@@ -401,3 +401,22 @@ def test_batch_cancelled_before_the_loss_records_no_stale_loss(synth_learner):
     learn.fit(1, 1e-2, cbs=[SkipOdd()])
     # only batches 0 and 2 computed a loss: the cancelled ones must not repeat the previous batch's loss
     assert len(learn.recorder.losses) == 2
+
+
+def test_after_fit_of_every_callback_runs_after_an_error_even_if_one_fails(synth_learner, tmp_path):
+    from deepfit import CSVLogger
+    learn = synth_learner(path=tmp_path)
+
+    class Boom(Callback):
+        def after_pred(self):
+            raise RuntimeError("boom")
+
+    class BadCleanup(Callback):
+        order = 0  # runs its after_fit before CSVLogger's (order 80)
+
+        def after_fit(self):
+            raise KeyError("cleanup failed")
+    log = CSVLogger("h.csv")
+    with pytest.raises(RuntimeError, match="boom"):
+        learn.fit(1, 1e-2, cbs=[Boom(), BadCleanup(), log])
+    assert log._file.closed
