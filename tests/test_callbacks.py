@@ -364,3 +364,11 @@ def test_mixed_precision_leaves_no_autocast_behind_after_an_error(synth_learner)
         learn.fit(1, 1e-2, cbs=[MixedPrecision()])
     assert not torch.is_autocast_enabled("cpu")
     assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", ["rmse", "mae", "mse", "exp_rmspe"])
+def test_trackers_know_error_metrics_are_lower_is_better(synth_learner, name):
+    learn = synth_learner()
+    es = EarlyStopping(monitor=name, patience=1)
+    learn.fit(4, 1e-2, cbs=[Scripted([0.5, 0.4, 0.3, 0.2], name), es])
+    assert epochs_run(learn) == [0, 1, 2, 3] and es.best == 0.2

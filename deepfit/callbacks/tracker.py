@@ -11,13 +11,18 @@ from .core import Callback, CancelFit
 __all__ = ["TrackerCallback", "EarlyStopping", "SaveBestModel"]
 
 
+# metrics whose names say neither "loss" nor "error" but where lower is better
+_LOWER_IS_BETTER = frozenset({"mse", "mae", "rmse", "exp_rmspe"})
+
+
 class TrackerCallback(Callback):
     """Track `monitor` (a column of the epoch log: `valid_loss`, a metric name, `train_loss`).
 
     Args:
         monitor: the value to watch.
         comp: `operator.lt` (lower is better) or `operator.gt`; default lower for names containing
-            "loss" or "error", higher otherwise.
+            "loss" or "error" and for deepfit's error metrics (mse, mae, rmse, exp_rmspe), higher
+            otherwise.
         min_delta: an improvement must beat the best by more than this.
     """
 
@@ -26,7 +31,8 @@ class TrackerCallback(Callback):
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], bool] | None = None,
                  min_delta: float = 0.0) -> None:
         if comp is None:
-            comp = operator.lt if ("loss" in monitor or "error" in monitor) else operator.gt
+            lower = "loss" in monitor or "error" in monitor or monitor in _LOWER_IS_BETTER
+            comp = operator.lt if lower else operator.gt
         self.monitor, self.comp, self.min_delta = monitor, comp, min_delta
         # any comparison works (operator.lt, np.less, a lambda): ask it which way is better
         self._lower_is_better = bool(comp(0.0, 1.0))
