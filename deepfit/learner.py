@@ -365,8 +365,9 @@ class Learner:
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
                 show_plot: bool = False) -> "SuggestedLRs":
         """Sweep the learning rate exponentially from `start_lr` to `end_lr` over `num_it` batches,
-        recording the loss; stop when the smoothed loss diverges; then restore the weights and the
-        optimizer. Returns suggestions (`valley`, `steep`, `minimum`); `learn.recorder.plot_lr_find()`
+        recording the loss; stop when the smoothed loss diverges; then restore the weights, the
+        optimizer, the model's train/eval mode, the random number generators (torch's and the training
+        loader's own, so later shuffling is as without the sweep) and the recorder. Returns suggestions (`valley`, `steep`, `minimum`); `learn.recorder.plot_lr_find()`
         plots loss against lr on a log axis with them marked."""
         from .callbacks.schedule import LRFinder
         if not 0 < start_lr < end_lr:
@@ -375,10 +376,14 @@ class Learner:
         had_opt = self.opt is not None
         saved_opt = copy.deepcopy(self.opt.state_dict()) if had_opt else None
         rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        was_training = self.model.training
+        dl = self.dls.train
+        dl_state = (dl._gen.get_state(), dl._epoch_seed, dl._pos, dl._resume) if isinstance(dl, DataLoader) else None
         finder = LRFinder(start_lr, end_lr, num_it, stop_div)
         n_epoch = math.ceil(num_it / len(self.dls.train))
         # the sweep must not replace the history of real training in the recorder
-        history = {k: getattr(self.recorder, k) for k in ("losses", "smooth_losses", "lrs", "moms", "log")}
+        history = {k: getattr(self.recorder, k) for k in ("losses", "smooth_losses", "lrs", "moms", "log", "last_valid")}
         self._quiet_fit = True
         try:
             self.fit(n_epoch, lr=start_lr, cbs=[finder])
@@ -392,6 +397,12 @@ class Learner:
             else:
                 self.opt = None
             torch.set_rng_state(rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state_all(cuda_rng)
+            if dl_state is not None:
+                dl._gen.set_state(dl_state[0])
+                dl._epoch_seed, dl._pos, dl._resume = dl_state[1:]
+            self.model.train(was_training)
         self.recorder.lr_find_result = finder.result
         if show_plot:
             self.recorder.plot_lr_find()

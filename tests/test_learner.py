@@ -420,3 +420,15 @@ def test_after_fit_of_every_callback_runs_after_an_error_even_if_one_fails(synth
     with pytest.raises(RuntimeError, match="boom"):
         learn.fit(1, 1e-2, cbs=[Boom(), BadCleanup(), log])
     assert log._file.closed
+
+
+def test_lr_find_restores_model_mode_and_data_order(synth_learner):
+    def losses(with_lr_find):
+        learn = synth_learner(n=256, bs=16, seed=3)  # the training loader has its own seeded generator
+        learn.model.eval()
+        if with_lr_find:
+            learn.lr_find(num_it=20)
+            assert not learn.model.training  # the mode the user left it in
+        learn.fit(1, 1e-2)
+        return learn.recorder.losses
+    assert losses(True) == losses(False)
