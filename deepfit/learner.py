@@ -487,7 +487,8 @@ class Learner:
 
     def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,
                   activation: bool = True) -> tuple[torch.Tensor, ...]:
-        """Predictions (after the loss's final activation) and targets for every row of `dl`.
+        """Predictions (after the loss's final activation) and targets for every row of `dl`, in row
+        order: a shuffled or `drop_last` loader (e.g. `dls.train`) is read unshuffled and whole.
 
         Returns:
             `(preds, targets)`, plus the per-row losses with `with_loss` and the inputs with
@@ -496,6 +497,9 @@ class Learner:
         dl = dl if dl is not None else self.dls.valid
         if dl is None:
             raise ValueError("No loader to predict on: pass `dl=` (e.g. `learn.dls.test`).")
+        if isinstance(dl, DataLoader) and (dl.shuffle or dl.drop_last):
+            dl = copy.copy(dl)  # leaves the original's generator and position alone
+            dl.shuffle, dl.drop_last, dl._resume = False, False, None
         act = activation_for(self.loss_func) if activation else (lambda x: x)
         preds, targs, losses, inputs = [], [], [], []
         self.model.eval()

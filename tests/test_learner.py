@@ -432,3 +432,14 @@ def test_lr_find_restores_model_mode_and_data_order(synth_learner):
         learn.fit(1, 1e-2)
         return learn.recorder.losses
     assert losses(True) == losses(False)
+
+
+def test_get_preds_on_a_shuffled_drop_last_loader_covers_every_row_in_order():
+    x = torch.randn(50, 3)
+    y = torch.randint(0, 3, (50,))
+    dls = DataLoaders.from_tensors(x, y, x, y, bs=16, device="cpu", drop_last=True, seed=0)
+    model = nn.Linear(3, 3)
+    learn = Learner(dls, model, loss_func=CrossEntropyLoss(), progress=False)
+    preds, targs = learn.get_preds(dl=dls.train)
+    assert torch.equal(targs, y)  # all 50 rows (not 48), in the loader's row order
+    torch.testing.assert_close(preds, torch.softmax(model(x), -1).detach())
