@@ -500,3 +500,19 @@ def test_signal_marks_the_run_interrupted(tmp_path, sig):
     assert "deepfit: interrupted: the run did not finish" in err and "Traceback" not in err
     assert not out.exists() and (work / STATUS_FILE).read_text().startswith("interrupted")
     assert not (work / COMPLETE_MARKER).exists()
+
+
+@pytest.mark.parametrize("classes", [["<=50K", ">50K"], ["a", "b", "c"]])
+def test_confusion_matrix_title_fits_in_the_figure(tmp_path, classes):
+    """The title with the accuracy was wider than the small square figure and got clipped."""
+    from deepfit.cli.plots import plot_confusion_matrix
+    k = len(classes)
+    cm = np.arange(k * k).reshape(k, k) + 1
+    fig = plot_confusion_matrix(cm, classes, tmp_path / "cm.png")
+    assert (tmp_path / "cm.png").exists()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    box = fig.axes[0].title.get_window_extent(renderer)
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+    acc = np.trace(cm) / cm.sum()
+    assert f"{acc:.4f}" in fig.axes[0].get_title()

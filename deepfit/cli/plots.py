@@ -21,7 +21,8 @@ def confusion_matrix(targs: Any, preds: Any, n_classes: int) -> np.ndarray:
 
 
 def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], fname: str | Path, max_classes: int = 30) -> Any:
-    """Heat map of a confusion matrix with the counts written in the cells; saved to `fname`."""
+    """Heat map of a confusion matrix with the counts written in the cells; saved to `fname` (the
+    closed figure is returned)."""
     plt = pyplot()
     k = len(classes)
     if k > max_classes:  # keep the most frequent classes readable
@@ -39,15 +40,14 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], fname: str | P
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     acc = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"confusion matrix (validation, accuracy {acc:.4f})")
+    ax.set_title(f"confusion matrix\n(validation, accuracy {acc:.4f})")  # two lines: fits a small figure
     hi = cm.max() if cm.size else 0
     if k <= 20:
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > hi / 2 else "black")
-    finish_figure(fig, fname)
-    return None
+    return finish_figure(fig, fname)
 
 
 def plot_top_losses_images(images: Any, actual: Sequence[str], predicted: Sequence[str], losses: Sequence[float],
