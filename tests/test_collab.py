@@ -421,3 +421,14 @@ def test_get_preds_takes_a_raw_dataframe(trained):
     np.testing.assert_array_equal(got.numpy(), ref.numpy())
     assert targs is None
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_plot_pca_has_a_title_naming_what_is_plotted(trained):
+    """The PCA scatter said nothing about what its points are (items or users, how many)."""
+    learn = trained
+    fig = learn.plot_pca(1, 2, n=10, among=None)
+    shown = len(fig.axes[0].texts)
+    assert fig.axes[0].get_title() == f"Item factors: PC2 against PC1 ({shown} of 30 'item' values)"
+    fig = learn.plot_pca(1, 3, n=6, among=None, is_item=False)
+    shown = len(fig.axes[0].texts)
+    assert fig.axes[0].get_title() == f"User factors: PC3 against PC1 ({shown} of 40 'user' values)"

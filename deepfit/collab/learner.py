@@ -145,6 +145,8 @@ class CollabLearner(Learner):
             ax.annotate(str(names[j]), (cx[j], cy[j]), fontsize=8, alpha=0.8)
         ax.set_xlabel(f"PC{x}")
         ax.set_ylabel(f"PC{y}")
+        ax.set_title(f"{'Item' if is_item else 'User'} factors: PC{y} against PC{x} "
+                     f"({len(pick)} of {len(comp)} {self._name(is_item)!r} values)")
         return finish_figure(fig, fname)
 
     # ---- recommendations ----------------------------------------------------------------------------
