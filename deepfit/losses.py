@@ -16,6 +16,11 @@ __all__ = ["CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "activa
            "loss_from_name"]
 
 
+def _mismatch(loss: str, pred: torch.Tensor, targ: torch.Tensor, hint: str) -> ValueError:
+    return ValueError(f"{loss}: the model's output has shape {tuple(pred.shape)} but the targets have shape "
+                      f"{tuple(targ.shape)}; {hint}")
+
+
 class CrossEntropyLoss(nn.Module):
     """Cross entropy over the last dimension; extra dimensions (e.g. a sequence) are flattened."""
 
@@ -25,6 +30,9 @@ class CrossEntropyLoss(nn.Module):
         self.weight, self.label_smoothing, self.ignore_index = weight, label_smoothing, ignore_index
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        if pred.ndim == 0 or pred.numel() != targ.numel() * pred.shape[-1]:
+            raise _mismatch("CrossEntropyLoss", pred, targ, "it needs one score per class in the last dimension "
+                            "and one class index per row as target (not one-hot targets).")
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), targ.reshape(-1).long(), weight=self.weight,
                                ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
 
@@ -43,6 +51,9 @@ class BCEWithLogitsLoss(nn.Module):
         self.pos_weight, self.thresh = pos_weight, thresh
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        if pred.numel() != targ.numel():
+            raise _mismatch("BCEWithLogitsLoss", pred, targ, "it needs one logit per target value (for one "
+                            "label out of several classes use CrossEntropyLoss).")
         return F.binary_cross_entropy_with_logits(pred, targ.reshape(pred.shape).to(pred.dtype),
                                                   pos_weight=self.pos_weight)
 
@@ -53,12 +64,22 @@ class BCEWithLogitsLoss(nn.Module):
         return (x > self.thresh).long()
 
 
+def _fit_regression(pred: torch.Tensor, targ: torch.Tensor, loss: str) -> torch.Tensor:
+    # (N, 1) outputs against (N,) targets (and the reverse) are the same values; any other difference
+    # would broadcast into a wrong loss or fail deep inside torch
+    if pred.shape == targ.shape:
+        return pred
+    if pred.numel() == targ.numel():
+        return pred.reshape(targ.shape)
+    raise _mismatch(loss, pred, targ, "a regression model needs one output per target value (e.g. n_out=1 "
+                    "for one target column).")
+
+
 class MSELoss(nn.Module):
     """Mean squared error; predictions of shape (N, 1) are compared with targets of shape (N,)."""
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        if pred.shape != targ.shape and pred.numel() == targ.numel():
-            pred = pred.reshape(targ.shape)
+        pred = _fit_regression(pred, targ, "MSELoss")
         return F.mse_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype))
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +93,8 @@ class L1Loss(MSELoss):
     """Mean absolute error, with the same shape handling as `MSELoss`."""
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(pred.reshape(targ.shape) if pred.numel() == targ.numel() else pred, targ.to(pred.dtype))
+        pred = _fit_regression(pred, targ, "L1Loss")
+        return F.l1_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype))
 
 
 def _is(loss: Any, *kinds: Any) -> bool:
