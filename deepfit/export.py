@@ -108,6 +108,7 @@ def export_learner(learn: "Learner", path: Path) -> Path:
     header = {
         "format": "deepfit", "format_version": str(FORMAT_VERSION), "deepfit_version": __version__,
         "model_class": name, "model_config": json.dumps(model.get_config()), "loss": loss_name,
+        "loss_config": json.dumps(learn.loss_func.get_config() if hasattr(learn.loss_func, "get_config") else {}),
         "dls_class": type(learn.dls).__name__ if exp is not None else "", "dls_state": json.dumps(dls_meta),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +218,11 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
         loss_func = loss_from_name(meta["loss"])
     except ValueError as e:
         raise ExportError(f"{path} uses the loss {meta['loss']!r}, which this deepfit does not know: {e}") from None
+    try:  # the loss's settings (e.g. the decoding threshold); files from before they were stored have none
+        loss_func = loss_from_name(meta["loss"], json.loads(meta.get("loss_config") or "{}"))
+    except (ValueError, TypeError) as e:
+        raise ExportError(f"{path} has loss settings this deepfit cannot use ({meta.get('loss_config')!r}): "
+                          f"{e}. Export the model again.") from None
     # an application's DataLoaders may name its Learner subclass (e.g. TabularLearner: get_preds(df))
     learner_cls = getattr(dls, "learner_class", None)
     if not (isinstance(learner_cls, type) and issubclass(learner_cls, Learner)):

@@ -39,6 +39,10 @@ class CrossEntropyLoss(nn.Module):
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return F.softmax(x, dim=-1)
 
+    def get_config(self) -> dict[str, Any]:
+        """The settings `export` stores (the class weights are not: inference does not need them)."""
+        return {"label_smoothing": float(self.label_smoothing), "ignore_index": int(self.ignore_index)}
+
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return x.argmax(dim=-1)
 
@@ -59,6 +63,10 @@ class BCEWithLogitsLoss(nn.Module):
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
+
+    def get_config(self) -> dict[str, Any]:
+        """The settings `export` stores: the decoding threshold (not `pos_weight`, a training weight)."""
+        return {"thresh": float(self.thresh)}
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return (x > self.thresh).long()
@@ -130,8 +138,9 @@ _LOSSES = {"CrossEntropyLoss": CrossEntropyLoss, "BCEWithLogitsLoss": BCEWithLog
            "L1Loss": L1Loss}
 
 
-def loss_from_name(name: str) -> nn.Module:
-    """Rebuild a deepfit loss from its class name (used when loading an exported model)."""
+def loss_from_name(name: str, config: dict[str, Any] | None = None) -> nn.Module:
+    """Rebuild a deepfit loss from its class name and the `get_config()` it was exported with (used
+    when loading an exported model; no config gives the defaults)."""
     if name not in _LOSSES:
         raise ValueError(f"Unknown loss {name!r}; exported models support {sorted(_LOSSES)}.")
-    return _LOSSES[name]()
+    return _LOSSES[name](**(config or {}))

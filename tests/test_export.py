@@ -272,3 +272,20 @@ def test_export_of_unregistered_model_is_refused(tmp_path):
     with pytest.raises(ExportError, match="register it with deepfit.export.register_model"):
         learn.export()
     assert not (tmp_path / "export.safetensors").exists()
+
+
+def test_loss_settings_survive_export_so_predict_decodes_the_same(tmp_path):
+    from deepfit import BCEWithLogitsLoss
+    torch.manual_seed(0)
+    x = torch.randn(64, 6)
+    y = (x[:, 0] > 0).float()
+    dls = DataLoaders.from_tensors(x[:48], y[:48], x[48:], y[48:], bs=16, device="cpu")
+    learn = Learner(dls, MLP(6, [8], 1), loss_func=BCEWithLogitsLoss(thresh=0.8), path=tmp_path, progress=False)
+    loaded = load_learner(learn.export("bce.safetensors"))
+    assert loaded.loss_func.thresh == 0.8
+    for i in range(16):  # the decoded class uses the trained threshold, not the default 0.5
+        assert torch.equal(loaded.predict(x[48 + i])[1], learn.predict(x[48 + i])[1])
+    ce = Learner(dls, MLP(6, [8], 2), loss_func=CrossEntropyLoss(label_smoothing=0.1, ignore_index=3),
+                 path=tmp_path, progress=False)
+    lf = load_learner(ce.export("ce.safetensors")).loss_func
+    assert (lf.label_smoothing, lf.ignore_index) == (0.1, 3)
