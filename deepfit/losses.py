@@ -114,7 +114,7 @@ def activation_for(loss_func: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """The final activation that turns raw model outputs into predictions for this loss."""
     if hasattr(loss_func, "activation"):
         return loss_func.activation
-    if _is(loss_func, nn.CrossEntropyLoss, nn.NLLLoss, F.cross_entropy):
+    if _is(loss_func, nn.CrossEntropyLoss, F.cross_entropy):
         return lambda x: F.softmax(x, dim=-1)
     if _is(loss_func, nn.NLLLoss, F.nll_loss):
         return torch.exp  # the model outputs log-probabilities

@@ -50,3 +50,16 @@ def test_the_message_reaches_the_user_from_fit():
     learn = Learner(dls, nn.Linear(4, 3), loss_func=MSELoss(), progress=False)
     with pytest.raises(ValueError, match="MSELoss"):
         learn.fit(1, 1e-2)
+
+
+def test_activation_and_decoding_of_torch_losses():
+    from deepfit.losses import activation_for, decode_for
+    x = torch.tensor([[0.1, -2.0, 0.7]])  # not normalised: exp and softmax differ
+    torch.testing.assert_close(activation_for(nn.CrossEntropyLoss())(x), torch.softmax(x, -1))
+    torch.testing.assert_close(activation_for(F.cross_entropy)(x), torch.softmax(x, -1))
+    # NLLLoss: the model outputs log-probabilities, so the probabilities are their exp
+    torch.testing.assert_close(activation_for(nn.NLLLoss())(x), torch.exp(x))
+    torch.testing.assert_close(activation_for(F.nll_loss)(x), torch.exp(x))
+    torch.testing.assert_close(activation_for(nn.BCEWithLogitsLoss())(x), torch.sigmoid(x))
+    assert torch.equal(decode_for(nn.NLLLoss())(x), torch.tensor([2]))
+    assert torch.equal(decode_for(nn.BCEWithLogitsLoss())(torch.tensor([0.3, 0.6])), torch.tensor([0, 1]))
