@@ -516,3 +516,19 @@ def test_confusion_matrix_title_fits_in_the_figure(tmp_path, classes):
     assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
     acc = np.trace(cm) / cm.sum()
     assert f"{acc:.4f}" in fig.axes[0].get_title()
+
+
+def test_question_marks_are_missing_values(tmp_path):
+    from deepfit.cli.base import read_table
+    f = tmp_path / "t.csv"
+    f.write_text("age,job\n30, ?\n40,clerk\n?,nurse\n")
+    df = read_table(f)
+    assert df["job"].isna().tolist() == [True, False, False]
+    assert df["age"].isna().tolist() == [False, False, True] and df["age"].dtype.kind == "f"
+    kept = read_table(f, na_values=[])
+    assert kept["job"].tolist()[0] == "?"
+    from deepfit.cli import build_parser
+    args = build_parser().parse_args(["train", "tabular", str(f), "--target", "job"])
+    assert args.na_values == ["?"]
+    args = build_parser().parse_args(["train", "tabular", str(f), "--target", "job", "--na-values", "n/a,-"])
+    assert args.na_values == ["n/a", "-"]

@@ -373,7 +373,8 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
     app = app_for_model(meta, model)
     with console.step("loading the model"):
         learn = load_learner(model, device=getattr(args, "device", None))
-    df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console)
+    df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console,
+                    na_values=args.na_values)
     try:
         preds = app.predict(learn, df, args)
     except (CLIError, KeyboardInterrupt):

@@ -156,6 +156,9 @@ def add_csv_arguments(p: argparse.ArgumentParser) -> None:
                    help="the file has no header line; name the columns with --names")
     g.add_argument("--names", type=column_list, default=None, metavar="A,B,...",
                    help="column names to use (required with --no-header)")
+    g.add_argument("--na-values", type=column_list, default=["?"], metavar="A,B,...",
+                   help="extra cell values that mean 'missing', besides empty cells, NA, NaN and null "
+                        "(default: ?, as in the UCI data sets)")
 
 
 def add_loader_arguments(p: argparse.ArgumentParser, default_bs: int, valid_pct: bool = True) -> None:
@@ -304,12 +307,14 @@ def check_input_file(path: Path, what: str = "input file") -> Path:
 
 
 def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8", header: bool = True,
-               names: Sequence[str] | None = None, console: Console | None = None) -> "pd.DataFrame":
+               names: Sequence[str] | None = None, console: Console | None = None,
+               na_values: Sequence[str] = ("?",)) -> "pd.DataFrame":
     """Read a delimited text file into a DataFrame with clear errors.
 
     Detects the delimiter (`auto`) among `, ; tab |`; reports wrong encodings, empty files, files with
     a header but no rows, ragged rows, and a wrongly chosen delimiter (everything in one column).
-    The file is only opened for reading.
+    Cells equal to one of `na_values` (after leading spaces) are read as missing, as are pandas' usual
+    markers. The file is only opened for reading.
     """
     import pandas as pd
     console = console or Console(quiet=True)
@@ -349,7 +354,7 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
         with open(path, "rb") as raw, console.bar(f"reading {path.name}", total=size, unit="B", unit_scale=True) as b:
             stream = io.BufferedReader(_CountingReader(raw, b))
             df = pd.read_csv(stream, sep=sep, encoding=encoding, header=hdr, names=list(names) if names else None,
-                             skipinitialspace=True, engine="c")
+                             skipinitialspace=True, engine="c", na_values=list(na_values))
     except UnicodeDecodeError as e:
         raise _encoding_error(path, encoding, None, e) from None
     except pd.errors.EmptyDataError:

@@ -95,7 +95,8 @@ class CollabApp(Application):
         import pandas as pd
         from .. import mae, rmse
         from ..collab import CollabDataLoaders, collab_learner
-        df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console)
+        df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console,
+                        na_values=args.na_values)
         user, item, rating = self._columns(df, args)
         source = Path(args.file).name
         check_split(len(df), args.valid_pct, source, "ratings")

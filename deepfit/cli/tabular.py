@@ -82,7 +82,8 @@ class TabularApp(Application):
         from .. import accuracy, rmse
         from ..tabular import TabularDataLoaders, tabular_learner
         from ..tabular.transforms import TabularDataError
-        df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console)
+        df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console,
+                        na_values=args.na_values)
         cats, conts = self._roles(df, args)
         source = Path(args.file).name
         check_split(len(df), args.valid_pct, source)
