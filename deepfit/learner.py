@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -27,7 +25,7 @@ from .callbacks.schedule import SuggestedLRs
 from .data.core import DataLoader, DataLoaders
 from .losses import activation_for, decode_for
 from .metrics import Metric, to_metric
-from .optim import Adam, get_hyper, has_hyper, set_hyper
+from .optim import Adam, has_hyper, set_hyper
 from . import schedule as sched
 from .utils import check_positive, listify, to_device
 
@@ -249,7 +247,6 @@ class Learner:
     def _do_train(self) -> None:
         self.training, self.dl = True, self.dls.train
         self.model.train()
-        self.pct_train = self.epoch / max(self.n_epoch, 1)
         self._with_events(self._all_batches, "train", CancelTrain)
 
     def _do_validate(self, dl: DataLoader | None = None) -> None:

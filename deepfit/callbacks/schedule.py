@@ -1,9 +1,8 @@
 """Callbacks that set hyper-parameters as training progresses: ParamScheduler and the LR finder."""
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .core import Callback, CancelFit
+from .core import Callback
 
 __all__ = ["TerminateOnNaN", "GradientClip", "NonFiniteLossError"]
 

@@ -6,7 +6,7 @@ and yields tuples of slices of them. `DataLoaders` groups the train / valid / op
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
