@@ -87,6 +87,8 @@ def _register_builtin() -> None:
 
 
 def export_learner(learn: "Learner", path: Path) -> Path:
+    """Write `learn`'s model, loss and data preprocessing to the safetensors file `path` (atomically);
+    `Learner.export` calls it. Raises ExportError for an unregistered model or a non-deepfit loss."""
     from safetensors.torch import save_file
     _register_builtin()
     model = learn.model

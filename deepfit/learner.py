@@ -42,6 +42,7 @@ def params_of(m: nn.Module | Iterable) -> list[nn.Parameter]:
 
 
 def trainable_params(m: nn.Module) -> list[nn.Parameter]:
+    """The parameters of `m` that require gradients (those not frozen)."""
     return [p for p in m.parameters() if p.requires_grad]
 
 
@@ -124,6 +125,7 @@ class Learner:
         return self
 
     def add_cbs(self, cbs: Iterable[Callback]) -> "Learner":
+        """Add several callbacks (see `add_cb`)."""
         for cb in cbs:
             self.add_cb(cb)
         return self
@@ -447,6 +449,7 @@ class Learner:
         return [float(lr)] * n
 
     def set_lr(self, lr: LrArg) -> None:
+        """Write `lr` (expanded by `lr_per_group`) into the optimizer, building it first if needed."""
         if self.opt is None:
             self.create_opt()
         set_hyper(self.opt, "lr", self.lr_per_group(lr))

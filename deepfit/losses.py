@@ -30,6 +30,7 @@ class CrossEntropyLoss(nn.Module):
         self.weight, self.label_smoothing, self.ignore_index = weight, label_smoothing, ignore_index
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """Mean cross entropy of class scores `pred` (..., n_classes) against class indices `targ` (...)."""
         if pred.ndim == 0 or pred.numel() != targ.numel() * pred.shape[-1]:
             raise _mismatch("CrossEntropyLoss", pred, targ, "it needs one score per class in the last dimension "
                             "and one class index per row as target (not one-hot targets).")
@@ -37,6 +38,7 @@ class CrossEntropyLoss(nn.Module):
                                ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: softmax over the last dimension."""
         return F.softmax(x, dim=-1)
 
     def get_config(self) -> dict[str, Any]:
@@ -44,6 +46,7 @@ class CrossEntropyLoss(nn.Module):
         return {"label_smoothing": float(self.label_smoothing), "ignore_index": int(self.ignore_index)}
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """The most probable class."""
         return x.argmax(dim=-1)
 
 
@@ -55,6 +58,7 @@ class BCEWithLogitsLoss(nn.Module):
         self.pos_weight, self.thresh = pos_weight, thresh
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """Mean binary cross entropy of logits `pred` against 0/1 targets with as many values."""
         if pred.numel() != targ.numel():
             raise _mismatch("BCEWithLogitsLoss", pred, targ, "it needs one logit per target value (for one "
                             "label out of several classes use CrossEntropyLoss).")
@@ -62,6 +66,7 @@ class BCEWithLogitsLoss(nn.Module):
                                                   pos_weight=self.pos_weight)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities of the positive class: sigmoid."""
         return torch.sigmoid(x)
 
     def get_config(self) -> dict[str, Any]:
@@ -69,6 +74,7 @@ class BCEWithLogitsLoss(nn.Module):
         return {"thresh": float(self.thresh)}
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """1 where the probability exceeds `thresh`, else 0."""
         return (x > self.thresh).long()
 
 
@@ -87,13 +93,16 @@ class MSELoss(nn.Module):
     """Mean squared error; predictions of shape (N, 1) are compared with targets of shape (N,)."""
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of `pred` against `targ` (same number of values)."""
         pred = _fit_regression(pred, targ, "MSELoss")
         return F.mse_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype))
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """None: the outputs are the predicted values."""
         return x
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """None: the predicted values are the answer."""
         return x
 
 
@@ -101,6 +110,7 @@ class L1Loss(MSELoss):
     """Mean absolute error, with the same shape handling as `MSELoss`."""
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """Mean absolute error of `pred` against `targ` (same number of values)."""
         pred = _fit_regression(pred, targ, "L1Loss")
         return F.l1_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype))
 

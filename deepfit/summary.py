@@ -21,6 +21,8 @@ def _shape(out: Any) -> str:
 
 
 def model_summary(learn: "Learner") -> str:
+    """The text of `Learner.summary()`, from one forward pass (eval mode, no gradients) on the first
+    training batch; the model's train/eval mode is restored."""
     model = learn.model
     groups = learn.layer_groups()
     group_of = {id(p): i for i, g in enumerate(groups) for p in g}

@@ -21,6 +21,7 @@ class CSVLogger(Callback):
 
     @property
     def path(self) -> Path:
+        """The CSV file: `fname`, under `learn.path` when relative."""
         return self.fname if self.fname.is_absolute() else self.learner.path / self.fname
 
     def before_fit(self) -> None:

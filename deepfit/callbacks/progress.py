@@ -11,6 +11,8 @@ __all__ = ["ProgressCallback", "format_row"]
 
 
 def format_row(row: dict[str, Any], names: list[str]) -> str:
+    """One line of the epoch table: the values of `row` under `names`, 12 characters each (floats
+    with 6 decimals, `time` as mm:ss.ss, missing values blank)."""
     cells = []
     for n in names:
         v = row.get(n, "")
@@ -39,6 +41,7 @@ class ProgressCallback(Callback):
 
     @property
     def interactive(self) -> bool:
+        """Whether progress bars are shown: stderr is a terminal."""
         return sys.stderr.isatty()
 
     def _print(self, text: str) -> None:

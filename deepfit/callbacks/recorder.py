@@ -139,6 +139,7 @@ class Recorder(Callback):
 
     @property
     def metric_names(self) -> list[str]:
+        """The columns of the epoch log: epoch, train_loss, valid_loss, each metric's name, time."""
         return ["epoch", "train_loss", "valid_loss"] + [m.name for m in self.learner.metrics] + ["time"]
 
     # ---- plots ---------------------------------------------------------------------------------------

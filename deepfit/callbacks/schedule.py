@@ -83,6 +83,7 @@ class SuggestedLRs:
     minimum: float = float("nan")
 
     def suggestions(self) -> dict[str, float]:
+        """The three suggested learning rates by name: valley, steep, minimum."""
         return {"valley": self.valley, "steep": self.steep, "minimum": self.minimum}
 
     def __repr__(self) -> str:

@@ -202,10 +202,12 @@ class DataLoaders:
 
     @property
     def device(self) -> torch.device:
+        """Where the batches are delivered (the training loader's device)."""
         return self.train.device
 
     @property
     def n_inp(self) -> int:
+        """How many tensors of a batch are model inputs (the rest are targets)."""
         return self.train.n_inp
 
     def to(self, device: torch.device | str) -> "DataLoaders":

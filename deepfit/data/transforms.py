@@ -40,10 +40,12 @@ class Normalize:
         return x * (self.std.to(x.device) + self.eps) + self.mean.to(x.device)
 
     def state_dict(self) -> dict[str, Any]:
+        """The statistics, for export (`from_state_dict` rebuilds an equal Normalize)."""
         return {"mean": self.mean, "std": self.std, "eps": self.eps}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "Normalize":
+        """Rebuild what `state_dict` returned."""
         return cls(state["mean"], state["std"], state.get("eps", 1e-7))
 
     def __repr__(self) -> str:
