@@ -372,3 +372,10 @@ def test_trackers_know_error_metrics_are_lower_is_better(synth_learner, name):
     es = EarlyStopping(monitor=name, patience=1)
     learn.fit(4, 1e-2, cbs=[Scripted([0.5, 0.4, 0.3, 0.2], name), es])
     assert epochs_run(learn) == [0, 1, 2, 3] and es.best == 0.2
+
+
+def test_callback_names_are_snake_case_with_acronyms_kept_together():
+    from deepfit.callbacks import LRFinder, MixedPrecision, Recorder
+    assert [c.name for c in (CSVLogger(), LRFinder(), Recorder(), SaveBestModel(), MixedPrecision(),
+                             TerminateOnNaN())] == ["csv_logger", "lr_finder", "recorder", "save_best_model",
+                                                     "mixed_precision", "terminate_on_na_n"]

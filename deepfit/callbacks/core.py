@@ -81,8 +81,8 @@ class Callback:
 
     @property
     def name(self) -> str:
-        """snake_case name derived from the class name (Recorder -> 'recorder')."""
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        """snake_case name derived from the class name (Recorder -> 'recorder', CSVLogger -> 'csv_logger')."""
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(self).__name__).lower()
 
     # --- events: documented no-ops -------------------------------------------------------------------
     def before_fit(self) -> None:
