@@ -142,14 +142,23 @@ class Learner:
 
     @contextlib.contextmanager
     def added_cbs(self, cbs: Iterable[Callback]) -> Iterator["Learner"]:
-        """Add callbacks for the duration of a `with` block."""
+        """Add callbacks for the duration of a `with` block. A learner callback that one of them replaces
+        (same class, e.g. another CSVLogger or Recorder) is put back, in its place, afterwards."""
         cbs = listify(cbs)
-        self.add_cbs(cbs)
+        before = list(self.cbs)
         try:
+            self.add_cbs(cbs)
             yield self
         finally:
             for cb in cbs:
                 self.remove_cb(cb)
+            replaced = [c for c in before if not any(c is x for x in self.cbs)]
+            for cb in replaced:
+                self.add_cb(cb)
+            if replaced:
+                rank = {id(c): i for i, c in enumerate(before)}
+                self.cbs.sort(key=lambda c: rank.get(id(c), len(before)))
+                self._build_handlers()
 
     def _build_handlers(self) -> None:
         # For each event, the bound methods of the callbacks that override it, sorted by `order`:

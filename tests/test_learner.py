@@ -443,3 +443,18 @@ def test_get_preds_on_a_shuffled_drop_last_loader_covers_every_row_in_order():
     preds, targs = learn.get_preds(dl=dls.train)
     assert torch.equal(targs, y)  # all 50 rows (not 48), in the loader's row order
     torch.testing.assert_close(preds, torch.softmax(model(x), -1).detach())
+
+
+def test_fit_cbs_replace_a_learner_callback_only_for_that_fit(synth_learner, tmp_path):
+    from deepfit import CSVLogger
+    from deepfit.callbacks import Recorder
+    keep = CSVLogger("a.csv")
+    learn = synth_learner(path=tmp_path, cbs=[keep])
+    rec = learn.recorder
+    learn.fit(1, 1e-2, cbs=[CSVLogger("b.csv"), Recorder(beta=0.5)])
+    # the learner's own callbacks are back after the fit that replaced them
+    assert learn.csv_logger is keep and keep in learn.cbs and learn.recorder is rec and rec in learn.cbs
+    assert [type(c).__name__ for c in learn.cbs].count("CSVLogger") == 1
+    learn.fit(1, 1e-2)
+    assert (tmp_path / "a.csv").read_text().count("\n") == 2  # header + the epoch of the last fit
+    learn.lr_find(num_it=5)  # works: the recorder is there
