@@ -379,3 +379,11 @@ def test_callback_names_are_snake_case_with_acronyms_kept_together():
     assert [c.name for c in (CSVLogger(), LRFinder(), Recorder(), SaveBestModel(), MixedPrecision(),
                              TerminateOnNaN())] == ["csv_logger", "lr_finder", "recorder", "save_best_model",
                                                      "mixed_precision", "terminate_on_na_n"]
+
+
+def test_lr_find_leaves_the_csv_log_of_the_last_fit_alone(synth_learner, tmp_path):
+    learn = synth_learner(path=tmp_path, cbs=[CSVLogger("h.csv")])
+    learn.fit(2, 1e-2)
+    before = (tmp_path / "h.csv").read_text()
+    learn.lr_find(num_it=5)
+    assert (tmp_path / "h.csv").read_text() == before and before.count("\n") == 3

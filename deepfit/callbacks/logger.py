@@ -26,7 +26,9 @@ class CSVLogger(Callback):
 
     def before_fit(self) -> None:
         from ..distributed import is_main_process
-        self._active = is_main_process()  # in a distributed run only rank 0 writes the file
+        # in a distributed run only rank 0 writes the file; lr_find's sweep is not training and must not
+        # truncate the log of the last fit
+        self._active = is_main_process() and not getattr(self.learner, "_quiet_fit", False)
         if not self._active:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
