@@ -487,11 +487,16 @@ class Learner:
 
     # ---- evaluation and prediction --------------------------------------------------------------------
     def validate(self, dl: DataLoader | None = None) -> dict[str, float]:
-        """Loss and metrics on `dl` (default the validation loader), as a dict."""
+        """Loss and metrics on `dl` (default the validation loader), as a dict. The model's train/eval
+        mode is left as it was."""
         dl = dl if dl is not None else self.dls.valid
         if dl is None:
             raise ValueError("No validation data: pass `dl=`.")
-        self._do_validate(dl)
+        was_training = self.model.training
+        try:
+            self._do_validate(dl)
+        finally:
+            self.model.train(was_training)
         return self.recorder.last_valid
 
     def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,
@@ -501,7 +506,8 @@ class Learner:
 
         Returns:
             `(preds, targets)`, plus the per-row losses with `with_loss` and the inputs with
-            `with_input` (inputs first). Targets are None for an unlabelled loader.
+            `with_input` (inputs first). Targets are None for an unlabelled loader. The model's
+            train/eval mode is left as it was.
         """
         dl = dl if dl is not None else self.dls.valid
         if dl is None:
@@ -511,8 +517,9 @@ class Learner:
             dl.shuffle, dl.drop_last, dl._resume = False, False, None
         act = activation_for(self.loss_func) if activation else (lambda x: x)
         preds, targs, losses, inputs = [], [], [], []
+        was_training = self.model.training
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._restore_mode(was_training):
             for batch in dl:
                 xb, yb = batch[: dl.n_inp], batch[dl.n_inp:]
                 out = self.model(*xb)
@@ -530,6 +537,13 @@ class Learner:
         if with_loss:
             res.append(torch.cat(losses) if losses else None)
         return tuple(res)
+
+    @contextlib.contextmanager
+    def _restore_mode(self, training: bool) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self.model.train(training)
 
     def _per_item_loss(self, out: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:
         # Compute each row's loss by calling the loss on single rows in one vectorised pass when the
@@ -556,8 +570,9 @@ class Learner:
         enc = getattr(self.dls, "encode_item", None)
         xb = enc(item) if enc is not None else tuple(t.unsqueeze(0) for t in (item if isinstance(item, tuple) else (item,)))
         xb = to_device(tuple(xb), self.dls.device)
+        was_training = self.model.training
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._restore_mode(was_training):
             out = self.model(*xb)
         probs = activation_for(self.loss_func)(out.float())[0]
         dec_t = decode_for(self.loss_func)(probs)

@@ -458,3 +458,17 @@ def test_fit_cbs_replace_a_learner_callback_only_for_that_fit(synth_learner, tmp
     learn.fit(1, 1e-2)
     assert (tmp_path / "a.csv").read_text().count("\n") == 2  # header + the epoch of the last fit
     learn.lr_find(num_it=5)  # works: the recorder is there
+
+
+def test_get_preds_and_predict_keep_the_models_mode(synth_learner):
+    learn = synth_learner()
+    learn.model.train()
+    learn.get_preds()
+    assert learn.model.training
+    learn.predict(torch.tensor([0.5]))
+    assert learn.model.training
+    learn.validate()
+    assert learn.model.training
+    learn.model.eval()
+    learn.get_preds()
+    assert not learn.model.training
