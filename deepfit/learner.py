@@ -492,6 +492,8 @@ class Learner:
         dl = dl if dl is not None else self.dls.valid
         if dl is None:
             raise ValueError("No validation data: pass `dl=`.")
+        if len(dl) == 0:
+            raise ValueError(f"The loader to validate on yields no batch ({getattr(dl, 'n', '?')} rows).")
         was_training = self.model.training
         try:
             self._do_validate(dl)

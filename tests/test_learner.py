@@ -472,3 +472,11 @@ def test_get_preds_and_predict_keep_the_models_mode(synth_learner):
     learn.model.eval()
     learn.get_preds()
     assert not learn.model.training
+
+
+def test_validate_on_an_empty_loader_is_an_error_not_the_previous_result(synth_learner):
+    learn = synth_learner()
+    learn.fit(1, 1e-2)
+    empty = learn.dls.valid.new(torch.zeros(0, 1), torch.zeros(0))
+    with pytest.raises(ValueError, match="no batch"):
+        learn.validate(dl=empty)
