@@ -504,7 +504,8 @@ class Learner:
     def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,
                   activation: bool = True) -> tuple[torch.Tensor, ...]:
         """Predictions (after the loss's final activation) and targets for every row of `dl`, in row
-        order: a shuffled or `drop_last` loader (e.g. `dls.train`) is read unshuffled and whole.
+        order: a shuffled or `drop_last` loader (e.g. `dls.train`) is read unshuffled and whole. Batches of
+        a loader on another device are moved to the learner's (`dls.device`).
 
         Returns:
             `(preds, targets)`, plus the per-row losses with `with_loss` and the inputs with
@@ -523,6 +524,8 @@ class Learner:
         self.model.eval()
         with torch.no_grad(), self._restore_mode(was_training):
             for batch in dl:
+                # a loader built for another device (e.g. DataLoader(x_test) on the CPU) is fed to the model's
+                batch = to_device(tuple(batch), self.dls.device)
                 xb, yb = batch[: dl.n_inp], batch[dl.n_inp:]
                 out = self.model(*xb)
                 preds.append(act(out.float() if out.is_floating_point() else out))

@@ -480,3 +480,14 @@ def test_validate_on_an_empty_loader_is_an_error_not_the_previous_result(synth_l
     empty = learn.dls.valid.new(torch.zeros(0, 1), torch.zeros(0))
     with pytest.raises(ValueError, match="no batch"):
         learn.validate(dl=empty)
+
+
+def test_get_preds_moves_batches_of_a_loader_on_another_device_to_the_model():
+    # a test loader built with DataLoader(x) lives on the CPU while the model trains elsewhere ("meta"
+    # stands in for a GPU here: any mix of devices used to fail deep inside the model)
+    from deepfit import DataLoader
+    x, y = torch.randn(20, 3), torch.randint(0, 3, (20,))
+    dls = DataLoaders.from_tensors(x, y, x, y, bs=8, device="meta")
+    learn = Learner(dls, nn.Linear(3, 3), loss_func=CrossEntropyLoss(), progress=False)
+    preds, targs = learn.get_preds(dl=DataLoader(x, y, bs=8))
+    assert preds.device.type == "meta" and preds.shape == (20, 3) and targs.shape == (20,)
