@@ -225,6 +225,7 @@ class Learner:
         if len(self.dls.train) == 0:
             raise ValueError(f"The training loader yields no batch ({self.dls.train.n} rows, bs={self.dls.train.bs}, "
                              f"drop_last={self.dls.train.drop_last}); use a smaller batch size.")
+        self._check_device()
         if reset_opt or self.opt is None:
             self.create_opt()
         self.set_lr(self.lr if lr is None else lr)
@@ -518,6 +519,7 @@ class Learner:
         if isinstance(dl, DataLoader) and (dl.shuffle or dl.drop_last):
             dl = copy.copy(dl)  # leaves the original's generator and position alone
             dl.shuffle, dl.drop_last, dl._resume = False, False, None
+        self._check_device()
         act = activation_for(self.loss_func) if activation else (lambda x: x)
         preds, targs, losses, inputs = [], [], [], []
         was_training = self.model.training
@@ -542,6 +544,15 @@ class Learner:
         if with_loss:
             res.append(torch.cat(losses) if losses else None)
         return tuple(res)
+
+    def _check_device(self) -> None:
+        # one look per call (not per batch): a model left behind by `dls.to(...)` fails deep inside torch
+        p = next(self.model.parameters(), None)
+        dev = self.dls.device
+        if p is not None and (p.device.type != dev.type or (dev.index is not None and p.device.index != dev.index)):
+            raise ValueError(f"The model is on {p.device} but the data is on {dev}: move the model with "
+                             f"`learn.model.to(learn.dls.device)` (and rebuild the optimizer with "
+                             f"`learn.create_opt()` if it has state).")
 
     @contextlib.contextmanager
     def _restore_mode(self, training: bool) -> Iterator[None]:

@@ -491,3 +491,12 @@ def test_get_preds_moves_batches_of_a_loader_on_another_device_to_the_model():
     learn = Learner(dls, nn.Linear(3, 3), loss_func=CrossEntropyLoss(), progress=False)
     preds, targs = learn.get_preds(dl=DataLoader(x, y, bs=8))
     assert preds.device.type == "meta" and preds.shape == (20, 3) and targs.shape == (20,)
+
+
+def test_model_and_data_on_different_devices_is_a_clear_error(synth_learner):
+    learn = synth_learner()
+    learn.dls.to("meta")  # e.g. dls.to("cuda") after the Learner was built: the model stayed behind
+    with pytest.raises(ValueError, match=r"model.*cpu.*data.*meta"):
+        learn.fit(1, 1e-2)
+    with pytest.raises(ValueError, match=r"model.*cpu.*data.*meta"):
+        learn.get_preds()
