@@ -186,7 +186,7 @@ class Learner:
         return text
 
     # ---- the loop -------------------------------------------------------------------------------------
-    def _with_events(self, f: Callable[[], None], name: str, cancel: type[Exception], final: Callable | None = None) -> None:
+    def _with_events(self, f: Callable[[], None], name: str, cancel: type[Exception]) -> None:
         try:
             self(f"before_{name}")
             f()
@@ -194,13 +194,23 @@ class Learner:
             self(f"after_cancel_{name}")
         except BaseException:
             if name == "fit":  # after_fit runs also after an error: callbacks close files and bars there
-                for handler in self._handlers["after_fit"]:  # each one, even when an earlier one fails
-                    with contextlib.suppress(Exception):  # never hide the original error
-                        handler()
+                self._after_fit(suppress=True)  # never hide the original error
             raise
-        self(f"after_{name}")
-        if final is not None:
-            final()
+        if name == "fit":
+            self._after_fit(suppress=False)
+        else:
+            self(f"after_{name}")
+
+    def _after_fit(self, suppress: bool) -> None:
+        # every callback's after_fit runs, even when an earlier one fails; the first error is raised at the end
+        error: Exception | None = None
+        for handler in self._handlers["after_fit"]:
+            try:
+                handler()
+            except Exception as e:
+                error = error or e
+        if error is not None and not suppress:
+            raise error
 
     def fit(self, n_epoch: int, lr: LrArg | None = None, wd: float | None = None,
             cbs: Sequence[Callback] | Callback = (), reset_opt: bool = False, start_epoch: int = 0,

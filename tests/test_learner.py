@@ -500,3 +500,18 @@ def test_model_and_data_on_different_devices_is_a_clear_error(synth_learner):
         learn.fit(1, 1e-2)
     with pytest.raises(ValueError, match=r"model.*cpu.*data.*meta"):
         learn.get_preds()
+
+
+def test_a_failing_after_fit_does_not_stop_the_others_from_cleaning_up(synth_learner, tmp_path):
+    from deepfit import CSVLogger
+    learn = synth_learner(path=tmp_path)
+
+    class BadCleanup(Callback):
+        order = 0  # its after_fit runs before CSVLogger's (order 80)
+
+        def after_fit(self):
+            raise KeyError("cleanup failed")
+    log = CSVLogger("h.csv")
+    with pytest.raises(KeyError, match="cleanup failed"):  # the error still reaches the caller
+        learn.fit(1, 1e-2, cbs=[BadCleanup(), log])
+    assert log._file.closed
