@@ -515,3 +515,11 @@ def test_a_failing_after_fit_does_not_stop_the_others_from_cleaning_up(synth_lea
     with pytest.raises(KeyError, match="cleanup failed"):  # the error still reaches the caller
         learn.fit(1, 1e-2, cbs=[BadCleanup(), log])
     assert log._file.closed
+
+
+def test_the_top_level_package_exposes_what_the_readme_names():
+    import deepfit
+    for name in ("DataLoaders", "Learner", "CrossEntropyLoss", "accuracy", "load_learner", "Checkpoint", "F1Score",
+                 "RocAucBinary", "error_rate", "mse", "rmse", "mae", "r2_score", "exp_rmspe", "EarlyStopping",
+                 "SaveBestModel", "CSVLogger", "GradientClip", "MixedPrecision"):
+        assert name in deepfit.__all__ and hasattr(deepfit, name), name
