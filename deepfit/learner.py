@@ -77,6 +77,12 @@ class Learner:
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), progress: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
+        if not (hasattr(dls, "train") and hasattr(dls, "device")):
+            raise TypeError(f"`dls` must be a deepfit DataLoaders (training and validation loaders, e.g. "
+                            f"DataLoaders(train_dl, valid_dl)); received {type(dls).__name__}.")
+        if isinstance(loss_func, type):
+            raise TypeError(f"`loss_func` must be a loss, not the class {loss_func.__name__}: pass an instance, "
+                            f"e.g. loss_func={loss_func.__name__}().")
         if loss_func is None:
             loss_func = getattr(dls, "default_loss", None)
             if loss_func is None:

@@ -523,3 +523,12 @@ def test_the_top_level_package_exposes_what_the_readme_names():
                  "RocAucBinary", "error_rate", "mse", "rmse", "mae", "r2_score", "exp_rmspe", "EarlyStopping",
                  "SaveBestModel", "CSVLogger", "GradientClip", "MixedPrecision"):
         assert name in deepfit.__all__ and hasattr(deepfit, name), name
+
+
+def test_plausible_setup_mistakes_are_clear_errors():
+    from conftest import LinReg, make_regression_dls
+    dls = make_regression_dls()
+    with pytest.raises(TypeError, match=r"loss_func=MSELoss\(\)"):  # the class instead of an instance
+        Learner(dls, LinReg(), loss_func=MSELoss)
+    with pytest.raises(TypeError, match="DataLoaders"):  # one loader (or a torch DataLoader) instead of both
+        Learner(dls.train, LinReg(), loss_func=MSELoss())
