@@ -311,6 +311,10 @@ class Learner:
         if not self.yb:
             return
         self.loss_grad = self.loss_func(self.pred, *self.yb)
+        if not isinstance(self.loss_grad, torch.Tensor) or self.loss_grad.numel() != 1:
+            shape = tuple(self.loss_grad.shape) if isinstance(self.loss_grad, torch.Tensor) else type(self.loss_grad).__name__
+            raise ValueError(f"The loss must return one number per batch; {type(self.loss_func).__name__} returned "
+                             f"shape {shape}. Use a loss that averages over the batch (e.g. reduction='mean').")
         self.loss = self.loss_grad.detach()
         self("after_loss")
         if not self.training:

@@ -532,3 +532,10 @@ def test_plausible_setup_mistakes_are_clear_errors():
         Learner(dls, LinReg(), loss_func=MSELoss)
     with pytest.raises(TypeError, match="DataLoaders"):  # one loader (or a torch DataLoader) instead of both
         Learner(dls.train, LinReg(), loss_func=MSELoss())
+
+
+def test_a_loss_that_does_not_reduce_is_a_clear_error():
+    from conftest import LinReg, make_regression_dls
+    learn = Learner(make_regression_dls(), LinReg(), loss_func=nn.MSELoss(reduction="none"), progress=False)
+    with pytest.raises(ValueError, match=r"one number.*shape \(32,\).*reduction"):
+        learn.fit(1, 1e-2)
