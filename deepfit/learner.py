@@ -469,14 +469,19 @@ class Learner:
         if isinstance(lr, slice):
             if lr.stop is None:
                 raise ValueError("A learning-rate slice needs an upper bound: slice(hi) or slice(lo, hi).")
-            if lr.start is None:
-                return [lr.stop / 3] * (n - 1) + [lr.stop]
-            return list(np.geomspace(lr.start, lr.stop, n)) if n > 1 else [lr.stop]
-        if isinstance(lr, (list, tuple, np.ndarray)):
+            if lr.start is not None and not lr.start > 0:
+                raise ValueError(f"Every learning rate must be a positive number; received lr={lr!r}.")
+            out = [lr.stop / 3] * (n - 1) + [lr.stop] if lr.start is None else \
+                (list(np.geomspace(lr.start, lr.stop, n)) if n > 1 else [lr.stop])
+        elif isinstance(lr, (list, tuple, np.ndarray)):
             if len(lr) != n:
                 raise ValueError(f"Got {len(lr)} learning rates for {n} layer groups.")
-            return [float(x) for x in lr]
-        return [float(lr)] * n
+            out = [float(x) for x in lr]
+        else:
+            out = [float(lr)] * n
+        if not all(math.isfinite(x) and x > 0 for x in out):
+            raise ValueError(f"Every learning rate must be a positive number; received lr={lr!r}.")
+        return [float(x) for x in out]
 
     def set_lr(self, lr: LrArg) -> None:
         """Write `lr` (expanded by `lr_per_group`) into the optimizer, building it first if needed."""

@@ -539,3 +539,10 @@ def test_a_loss_that_does_not_reduce_is_a_clear_error():
     learn = Learner(make_regression_dls(), LinReg(), loss_func=nn.MSELoss(reduction="none"), progress=False)
     with pytest.raises(ValueError, match=r"one number.*shape \(32,\).*reduction"):
         learn.fit(1, 1e-2)
+
+
+def test_learning_rates_must_be_positive(synth_learner):
+    learn = synth_learner()
+    for bad in (-1e-3, 0.0, float("nan"), slice(0.0, 1e-2), [-1e-3]):
+        with pytest.raises(ValueError, match="learning rate"):
+            learn.fit(1, bad)
