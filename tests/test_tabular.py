@@ -192,6 +192,37 @@ def test_model_forward_matches_hand_computation():
     torch.testing.assert_close(m(x_cat, x_cont), expected)
 
 
+def test_model_training_embedding_path_matches_modules_in_float64():
+    """The one-node embedding lookup used while training on the CPU gives the same output and the same
+    gradients (repeated codes accumulate) as looking up each `nn.Embedding`; frozen columns get none."""
+    torch.manual_seed(0)
+    m = TabularModel([(4, 3), (6, 2), (3, 1)], n_cont=2, out_sz=2, layers=[5]).double().train()
+    x_cat = torch.tensor([[0, 5, 2], [3, 5, 2], [0, 1, 0], [0, 0, 2], [2, 5, 1]])  # many repeated codes
+    x_cont = torch.randn(5, 2, dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0, 1])
+    m.embeds[1].weight.requires_grad_(False)
+
+    def reference() -> torch.Tensor:  # the per-module lookups, written out
+        e = torch.cat([m.embeds[i](x_cat[:, i]) for i in range(3)], 1)
+        return m.layers(torch.cat([e, m.bn_cont(x_cont)], 1))
+
+    results = []
+    for forward in (reference, lambda: m(x_cat, x_cont)):
+        torch.manual_seed(1)
+        m.zero_grad(set_to_none=True)
+        out = forward()
+        F.cross_entropy(out, y).backward()
+        results.append((out.detach(), [None if p.grad is None else p.grad.clone() for p in m.parameters()]))
+    (ref_out, ref_grads), (out, grads) = results
+    torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-12)
+    assert m.embeds[1].weight.grad is None and grads[1] is None and ref_grads[1] is None
+    for g, r in zip(grads, ref_grads):
+        if r is not None:
+            torch.testing.assert_close(g, r, rtol=0, atol=1e-12)
+    # code 0 of column 0 appears 3 times: its gradient is the sum of those rows' output gradients
+    assert ref_grads[0][0].abs().sum() > 0 and (ref_grads[0][1] == 0).all()  # code 1 never appears
+
+
 def test_model_init_y_range_and_only_one_kind_of_input():
     torch.manual_seed(0)
     m = TabularModel([(50, 10)], n_cont=0, out_sz=1, layers=[400, 300], y_range=(2.0, 5.0))
