@@ -66,7 +66,7 @@ class Learner:
         path / model_dir: where `save` / `load` / `export` write.
         train_bn: keep batch-norm layers trainable in frozen groups.
         moms: default momentum schedule for `fit_one_cycle`.
-        progress: show progress bars (only when attached to a terminal).
+        progress: show progress: bars on a terminal, else a table of the epoch results.
     """
 
     def __init__(self, dls: DataLoaders, model: nn.Module, loss_func: Callable | None = None,

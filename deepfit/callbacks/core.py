@@ -140,7 +140,9 @@ class Callback:
         """When an epoch was cancelled by `CancelEpoch`."""
 
     def after_epoch(self) -> None:
-        """End of each epoch (metrics of the epoch are in `learner.recorder.log[-1]`)."""
+        """End of each epoch. The epoch's results are in `learner.recorder.log[-1]` for callbacks that run
+        after the Recorder (`order` > 50, like the trackers); earlier ones find them in
+        `learner.recorder.last_valid` (validation loss and metrics)."""
 
     def after_cancel_fit(self) -> None:
         """When training was stopped by `CancelFit`."""

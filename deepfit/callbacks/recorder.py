@@ -27,8 +27,9 @@ def smooth_losses(losses: np.ndarray, beta: float = 0.98, avg: float = 0.0, star
 
 class Recorder(Callback):
     """Keeps, for the current fit: `losses` (per training batch), `smooth_losses` (beta 0.98),
-    `lrs` and `moms` (last param group, per batch), `hps` (every scheduled hyper-parameter, per group)
-    and `log`, one dict per epoch: epoch, train_loss, valid_loss, each metric and time.
+    `lrs` and `moms` (last param group, per batch; every scheduled value of every group is in the
+    fit's `ParamScheduler.hps`) and `log`, one dict per epoch: epoch, train_loss (mean of the batch
+    losses), valid_loss, each metric and time.
 
     Per-batch losses stay on the device as tensors during an epoch and are read back once at its end,
     so recording costs no host-device synchronisation inside the step.
