@@ -650,7 +650,7 @@ def one_cycle(
         div: Initial lr is ``lr_max / div``; > 0.
         div_final: Final lr is ``lr_max / div_final``; > 0.
         pct_start: Fraction of training spent warming up, in ``(0, 1)``.
-        moms: Three momentum values (start, middle, end), each in ``[0, 1]``; ``None`` leaves
+        moms: Three momentum values (start, middle, end), each in ``[0, 1)``; ``None`` leaves
             momentum alone (no ``'mom'`` key).
 
     Returns:
@@ -691,8 +691,8 @@ def _check_moms(moms: Sequence[float]) -> list[float]:
         )
     out = [_check_number(v, f"moms[{i}]") for i, v in enumerate(m)]
     for i, v in enumerate(out):
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"moms values must be in [0, 1], got moms[{i}]={v!r}")
+        if not 0.0 <= v < 1.0:  # a momentum of 1 never forgets (and divides by zero in Adam's debiasing)
+            raise ValueError(f"moms values must be in [0, 1), got moms[{i}]={v!r}")
     return out
 
 

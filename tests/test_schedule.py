@@ -404,7 +404,9 @@ def test_clr_array_bounds() -> None:
         (lambda: one_cycle(-1e-2), r"lr_max must be > 0, got -0\.01"),
         (lambda: one_cycle(np.array([1e-2, 0.0])), r"lr_max must be > 0"),
         (lambda: one_cycle(1e-2, moms=(0.9, 0.8)), r"moms must hold 3"),
-        (lambda: one_cycle(1e-2, moms=(0.9, 0.8, 1.5)), r"moms.*\[0, 1\].*1\.5"),
+        (lambda: one_cycle(1e-2, moms=(0.9, 0.8, 1.5)), r"moms.*\[0, 1\).*1\.5"),
+        # a momentum of 1 made Adam divide by zero at the end of the cycle
+        (lambda: one_cycle(1e-2, moms=(0.95, 0.85, 1.0)), r"moms.*\[0, 1\).*moms\[2\]=1\.0"),
         (lambda: sgdr(0.1, 0), r"n_cycles must be an integer >= 1, got 0"),
         (lambda: sgdr(0.1, 2, cycle_len=0), r"cycle_len"),
         (lambda: sgdr(0.1, 2, cycle_mult=0), r"cycle_mult"),
