@@ -21,13 +21,21 @@ def _mismatch(loss: str, pred: torch.Tensor, targ: torch.Tensor, hint: str) -> V
                       f"{tuple(targ.shape)}; {hint}")
 
 
+def _check_reduction(reduction: str) -> str:
+    # 'none' is what `get_preds(with_loss=True)` switches to for per-row losses in one pass
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"`reduction` must be 'mean', 'sum' or 'none'; received reduction={reduction!r}.")
+    return reduction
+
+
 class CrossEntropyLoss(nn.Module):
     """Cross entropy over the last dimension; extra dimensions (e.g. a sequence) are flattened."""
 
     def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                 ignore_index: int = -100) -> None:
+                 ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__()
         self.weight, self.label_smoothing, self.ignore_index = weight, label_smoothing, ignore_index
+        self.reduction = _check_reduction(reduction)
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
         """Mean cross entropy of class scores `pred` (..., n_classes) against class indices `targ` (...)."""
@@ -35,7 +43,8 @@ class CrossEntropyLoss(nn.Module):
             raise _mismatch("CrossEntropyLoss", pred, targ, "it needs one score per class in the last dimension "
                             "and one class index per row as target (not one-hot targets).")
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), targ.reshape(-1).long(), weight=self.weight,
-                               ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+                               ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+                               reduction=self.reduction)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities: softmax over the last dimension."""
@@ -53,9 +62,10 @@ class CrossEntropyLoss(nn.Module):
 class BCEWithLogitsLoss(nn.Module):
     """Binary cross entropy on logits; targets are cast to float and reshaped to the predictions."""
 
-    def __init__(self, pos_weight: torch.Tensor | None = None, thresh: float = 0.5) -> None:
+    def __init__(self, pos_weight: torch.Tensor | None = None, thresh: float = 0.5, reduction: str = "mean") -> None:
         super().__init__()
         self.pos_weight, self.thresh = pos_weight, thresh
+        self.reduction = _check_reduction(reduction)
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
         """Mean binary cross entropy of logits `pred` against 0/1 targets with as many values."""
@@ -63,7 +73,7 @@ class BCEWithLogitsLoss(nn.Module):
             raise _mismatch("BCEWithLogitsLoss", pred, targ, "it needs one logit per target value (for one "
                             "label out of several classes use CrossEntropyLoss).")
         return F.binary_cross_entropy_with_logits(pred, targ.reshape(pred.shape).to(pred.dtype),
-                                                  pos_weight=self.pos_weight)
+                                                  pos_weight=self.pos_weight, reduction=self.reduction)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         """Probabilities of the positive class: sigmoid."""
@@ -92,10 +102,14 @@ def _fit_regression(pred: torch.Tensor, targ: torch.Tensor, loss: str) -> torch.
 class MSELoss(nn.Module):
     """Mean squared error; predictions of shape (N, 1) are compared with targets of shape (N,)."""
 
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = _check_reduction(reduction)
+
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
         """Mean squared error of `pred` against `targ` (same number of values)."""
         pred = _fit_regression(pred, targ, "MSELoss")
-        return F.mse_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype))
+        return F.mse_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype), reduction=self.reduction)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         """None: the outputs are the predicted values."""
@@ -112,7 +126,7 @@ class L1Loss(MSELoss):
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
         """Mean absolute error of `pred` against `targ` (same number of values)."""
         pred = _fit_regression(pred, targ, "L1Loss")
-        return F.l1_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype))
+        return F.l1_loss(pred, targ if targ.dtype == pred.dtype else targ.to(pred.dtype), reduction=self.reduction)
 
 
 def _is(loss: Any, *kinds: Any) -> bool:

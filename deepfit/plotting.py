@@ -10,12 +10,10 @@ from typing import Any
 __all__ = ["pyplot", "finish_figure"]
 
 
-def pyplot(headless: bool = False) -> Any:
-    """Import and return ``matplotlib.pyplot``; with ``headless=True`` switch to the non-interactive
-    Agg backend first (for figures that are only written to a file)."""
-    if headless:
-        import matplotlib
-        matplotlib.use("Agg")
+def pyplot() -> Any:
+    """Import and return ``matplotlib.pyplot``. The backend is left alone: a notebook keeps its inline
+    backend even when a figure is also saved to a file, and on a machine without a display matplotlib
+    falls back to the file-only Agg backend by itself."""
     import matplotlib.pyplot as plt
     return plt
 

@@ -63,3 +63,20 @@ def test_activation_and_decoding_of_torch_losses():
     torch.testing.assert_close(activation_for(nn.BCEWithLogitsLoss())(x), torch.sigmoid(x))
     assert torch.equal(decode_for(nn.NLLLoss())(x), torch.tensor([2]))
     assert torch.equal(decode_for(nn.BCEWithLogitsLoss())(torch.tensor([0.3, 0.6])), torch.tensor([0, 1]))
+
+
+def test_per_row_losses_in_one_pass():
+    # reduction='none' gives each row's loss, which get_preds(with_loss=True) uses in one vectorised call
+    from deepfit.losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
+    torch.manual_seed(0)
+    logits, cls = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    torch.testing.assert_close(CrossEntropyLoss(reduction="none")(logits, cls),
+                               torch.nn.functional.cross_entropy(logits, cls, reduction="none"))
+    z, b = torch.randn(6), (torch.rand(6) > 0.5).float()
+    torch.testing.assert_close(BCEWithLogitsLoss(reduction="none")(z, b),
+                               torch.nn.functional.binary_cross_entropy_with_logits(z, b, reduction="none"))
+    p, t = torch.randn(6, 1), torch.randn(6)
+    torch.testing.assert_close(MSELoss(reduction="none")(p, t), (p[:, 0] - t) ** 2)
+    torch.testing.assert_close(L1Loss(reduction="sum")(p, t), (p[:, 0] - t).abs().sum())
+    with pytest.raises(ValueError, match="reduction"):
+        MSELoss(reduction="avg")

@@ -146,7 +146,7 @@ class Recorder(Callback):
     # ---- plots ---------------------------------------------------------------------------------------
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, fname: str | Path | None = None) -> Any:
         """Training loss per batch (raw and smoothed) and, per epoch, the validation loss."""
-        plt = pyplot(headless=fname is not None)
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         it = np.arange(len(self.losses))[skip_start:]
         ax.plot(it, self.losses[skip_start:], alpha=0.3, label="train (batch)")

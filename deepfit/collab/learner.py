@@ -137,7 +137,7 @@ class CollabLearner(Learner):
             order = np.argsort(v)
             pick += order[:per].tolist() + order[-per:].tolist()
         pick = list(dict.fromkeys(pick))[:n]
-        plt = pyplot(headless=fname is not None)
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(10, 10))
         ax.scatter(cx[pick], cy[pick], s=8)
         names = comp.iloc[:, 0].to_numpy()

@@ -114,7 +114,7 @@ def feature_importance(learn: "TabularLearner", df: pd.DataFrame | None = None,
 def plot_feature_importance(fi: pd.DataFrame, top: int | None = 20, ax: Any = None,
                             fname: str | Path | None = None) -> Any:
     """Horizontal bar chart of a `feature_importance` table (most important on top)."""
-    plt = pyplot(headless=fname is not None)
+    plt = pyplot()
     d = fi.head(top) if top else fi
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.35 * len(d) + 1))
@@ -164,7 +164,7 @@ def plot_embedding(learn: "TabularLearner", col: str, max_labels: int = 60, ax: 
                    fname: str | Path | None = None) -> Any:
     """Scatter plot of the training categories of `col` on the first two principal components of
     their embeddings (one axis when the embedding width is 1), labelled by category."""
-    plt = pyplot(headless=fname is not None)
+    plt = pyplot()
     emb = embeddings(learn, col).iloc[N_RESERVED:]
     x = emb.to_numpy(dtype=np.float64)
     x = x - x.mean(0)
