@@ -31,13 +31,20 @@ class Normalize:
             return cls(x.mean(), x.std())
         return cls(x.mean(dim=dim, keepdim=True), x.std(dim=dim, keepdim=True))
 
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        # move the statistics to the data's device once, not at every batch
+        if self.mean.device != device:
+            self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self.mean, self.std
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        m, s = self.mean.to(x.device), self.std.to(x.device)
+        m, s = self._on(x.device)
         return (x.float() - m) / (s + self.eps)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Undo the normalisation."""
-        return x * (self.std.to(x.device) + self.eps) + self.mean.to(x.device)
+        m, s = self._on(x.device)
+        return x * (s + self.eps) + m
 
     def state_dict(self) -> dict[str, Any]:
         """The statistics, for export (`from_state_dict` rebuilds an equal Normalize)."""
