@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from ..distributed import is_main_process, unwrap_model
 from ..optim import get_hyper, has_hyper
 from .core import Callback
 
@@ -46,18 +46,6 @@ _SIGNATURE_POS = (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 0.99)
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be read, or does not belong to the model / training call resuming from it."""
-
-
-def _bare(model: nn.Module) -> nn.Module:
-    """The model inside a (Distributed)DataParallel wrapper, so checkpoint keys never carry `module.`."""
-    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        model = model.module
-    return model
-
-
-def _is_main_process() -> bool:
-    import torch.distributed as dist
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 # ---- plain (weights_only-loadable) state ---------------------------------------------------------------
@@ -206,7 +194,7 @@ def save_checkpoint(learn: "Learner", path: str | Path, epoch: int, iter: int, t
     dls = learn.dls
     state: dict[str, Any] = {
         "format": _FORMAT, "version": CHECKPOINT_VERSION, "deepfit_version": __version__,
-        "model": _bare(learn.model).state_dict(),
+        "model": unwrap_model(learn.model).state_dict(),
         "opt": learn.opt.state_dict() if learn.opt is not None else {},
         "position": {"epoch": int(epoch), "iter": int(iter), "train_iter": int(train_iter),
                      "n_epoch": int(learn.n_epoch)},
@@ -317,7 +305,7 @@ class Checkpoint(Callback):
 
     def _save(self, epoch: int, iter: int, train_iter: int) -> None:
         # lr_find's sweep is not training; in a distributed run only rank 0 writes
-        if getattr(self.learner, "_quiet_fit", False) or not _is_main_process():
+        if getattr(self.learner, "_quiet_fit", False) or not is_main_process():
             return
         path = self.path
         if self.keep > 1 and path.exists():
@@ -358,7 +346,7 @@ class Resume:
         state = load_checkpoint(self.path)
         self.signature = fit_signature(learn)
         check_signature(state["fit"], self.signature, self.path)
-        model = _bare(learn.model)
+        model = unwrap_model(learn.model)
         problems = state_dict_mismatches(model, state["model"])
         if problems:
             raise CheckpointError(f"The weights in {self.path} do not fit this {type(model).__name__}: "
