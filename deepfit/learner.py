@@ -46,6 +46,9 @@ def trainable_params(m: nn.Module) -> list[nn.Parameter]:
     return [p for p in m.parameters() if p.requires_grad]
 
 
+#: Events outside the train / validate phases, which every callback receives whatever its run_train/run_valid.
+_FIT_LEVEL_EVENTS = frozenset({"before_fit", "after_fit", "before_epoch", "after_epoch", "after_cancel_fit"})
+
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
@@ -174,10 +177,13 @@ class Learner:
                           for e in EVENTS}
 
     def __call__(self, event: str) -> None:
+        if event in _FIT_LEVEL_EVENTS:  # not inside a training or validation phase: everyone runs
+            for handler in self._handlers[event]:
+                handler()
+            return
+        flag = "run_train" if self.training else "run_valid"
         for handler in self._handlers[event]:
-            cb = handler.__self__
-            if (self.training and cb.run_train) or (not self.training and cb.run_valid) or \
-                    event in ("before_fit", "after_fit", "before_epoch", "after_epoch", "after_cancel_fit"):
+            if getattr(handler.__self__, flag):
                 handler()
 
     def show_training_loop(self) -> str:
