@@ -414,14 +414,15 @@ class Learner:
         cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
         was_training = self.model.training
         dl = self.dls.train
-        dl_state = (dl._gen.get_state(), dl._epoch_seed, dl._pos, dl._resume) if isinstance(dl, DataLoader) else None
+        keep_order = dl.preserved_order() if isinstance(dl, DataLoader) else contextlib.nullcontext()
         finder = LRFinder(start_lr, end_lr, num_it, stop_div)
         n_epoch = math.ceil(num_it / len(self.dls.train))
         # the sweep must not replace the history of real training in the recorder
         history = {k: getattr(self.recorder, k) for k in ("losses", "smooth_losses", "lrs", "moms", "log", "last_valid")}
         self._quiet_fit = True
         try:
-            self.fit(n_epoch, lr=start_lr, cbs=[finder])
+            with keep_order:
+                self.fit(n_epoch, lr=start_lr, cbs=[finder])
         finally:
             self._quiet_fit = False
             for k, v in history.items():
@@ -434,9 +435,6 @@ class Learner:
             torch.set_rng_state(rng)
             if cuda_rng is not None:
                 torch.cuda.set_rng_state_all(cuda_rng)
-            if dl_state is not None:
-                dl._gen.set_state(dl_state[0])
-                dl._epoch_seed, dl._pos, dl._resume = dl_state[1:]
             self.model.train(was_training)
         self.recorder.lr_find_result = finder.result
         if show_plot:

@@ -5,6 +5,7 @@ and yields tuples of slices of them. `DataLoaders` groups the train / valid / op
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable, Iterator
 
@@ -165,15 +166,22 @@ class DataLoader:
             self._resume = (int(state["epoch_seed"]), int(state["pos"]))
 
     # ---- conveniences ------------------------------------------------------------------------------
-    def one_batch(self) -> Batch:
-        """The first batch, without disturbing the shuffling of later epochs."""
+    @contextlib.contextmanager
+    def preserved_order(self) -> Iterator["DataLoader"]:
+        """Iterate inside this block without changing the order of later epochs: the generator, the
+        current epoch's seed and position, and a pending resume are put back afterwards."""
         saved = (self._gen.get_state(), self._epoch_seed, self._pos, self._resume)
         try:
-            self._resume = (0, 0) if self.shuffle else None
-            return next(iter(self))
+            yield self
         finally:
             self._gen.set_state(saved[0])
             self._epoch_seed, self._pos, self._resume = saved[1], saved[2], saved[3]
+
+    def one_batch(self) -> Batch:
+        """The first batch, without disturbing the shuffling of later epochs."""
+        with self.preserved_order():
+            self._resume = (0, 0) if self.shuffle else None
+            return next(iter(self))
 
     def new(self, *tensors: torch.Tensor, shuffle: bool | None = None, drop_last: bool | None = None,
             bs: int | None = None) -> "DataLoader":
