@@ -402,8 +402,9 @@ class Learner:
         """Sweep the learning rate exponentially from `start_lr` to `end_lr` over `num_it` batches,
         recording the loss; stop when the smoothed loss diverges; then restore the weights, the
         optimizer, the model's train/eval mode, the random number generators (torch's and the training
-        loader's own, so later shuffling is as without the sweep) and the recorder. Returns suggestions (`valley`, `steep`, `minimum`); `learn.recorder.plot_lr_find()`
-        plots loss against lr on a log axis with them marked."""
+        loader's own, so later shuffling is as without the sweep) and the recorder. Returns suggestions
+        (`valley`, `steep`, `minimum`); `learn.recorder.plot_lr_find()` plots loss against lr on a log
+        axis with them marked."""
         from .callbacks.schedule import LRFinder
         if not 0 < start_lr < end_lr:
             raise ValueError(f"lr_find needs 0 < start_lr < end_lr; received start_lr={start_lr}, end_lr={end_lr}.")
