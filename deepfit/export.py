@@ -16,6 +16,7 @@ from torch import nn
 
 from . import __version__
 from .losses import loss_from_name
+from .utils import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -113,10 +114,8 @@ def export_learner(learn: "Learner", path: Path) -> Path:
         "loss_config": json.dumps(learn.loss_func.get_config() if hasattr(learn.loss_func, "get_config") else {}),
         "dls_class": type(learn.dls).__name__ if exp is not None else "", "dls_state": json.dumps(dls_meta),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=header)
-    tmp.replace(path)  # never leave a half-written file under the final name
+    with atomic_path(path) as tmp:  # never leave a half-written file under the final name
+        save_file(tensors, str(tmp), metadata=header)
     return path
 
 

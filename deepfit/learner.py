@@ -27,7 +27,7 @@ from .losses import activation_for, decode_for
 from .metrics import Metric, to_metric
 from .optim import Adam, has_hyper, set_hyper
 from . import schedule as sched
-from .utils import check_positive, listify, to_device
+from .utils import atomic_path, check_positive, listify, to_device
 
 __all__ = ["Learner", "params_of", "trainable_params"]
 
@@ -650,13 +650,11 @@ class Learner:
         f = self._file(name)
         if not is_main_process():
             return f
-        f.parent.mkdir(parents=True, exist_ok=True)
         state: dict[str, Any] = {"model": unwrap_model(self.model).state_dict()}
         if with_opt and self.opt is not None:
             state["opt"] = self.opt.state_dict()
-        tmp = f.with_suffix(f.suffix + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(f)
+        with atomic_path(f) as tmp:
+            torch.save(state, tmp)
         return f
 
     def load(self, name: str | Path, with_opt: bool = True, strict: bool = True) -> "Learner":

@@ -1,14 +1,16 @@
 """Small helpers shared by every part of deepfit: seeding, devices, argument checks."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "default_device", "to_device", "listify", "check_positive"]
+__all__ = ["set_seed", "default_device", "to_device", "listify", "check_positive", "atomic_path"]
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -71,3 +73,27 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
 
 def as_sequence(obj: Any) -> Sequence:
     return obj if isinstance(obj, (list, tuple)) else (obj,)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Write a file so that no reader ever sees it half-written under its final name.
+
+    Yields a temporary path next to `path` (`<name>.tmp<suffix>`; give `suffix` when the writer picks
+    the format from the extension, e.g. ".png"). When the block ends normally the temporary file is
+    renamed to `path` (atomic on one filesystem); when it fails the temporary file is removed. The
+    parent folder is created if needed.
+
+    Example:
+        >>> with atomic_path(out / "metrics.csv") as tmp:
+        ...     df.to_csv(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp" + suffix)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from ..utils import atomic_path
 from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError,
                    Console, RunDir, RunInterrupted, add_common_train_arguments, add_csv_arguments,
                    add_loader_arguments, check_input_file, positive_int, read_table)
@@ -327,9 +328,8 @@ def _cmd_lr_find(args: argparse.Namespace, console: Console) -> int:
     console.result(f"steep   {res.steep:.3g}")
     console.result(f"minimum {res.minimum:.3g}")
     if args.plot is not None:
-        tmp = args.plot.with_name(f".{args.plot.name}.tmp-{os.getpid()}.png")
-        prepared.learn.recorder.plot_lr_find(fname=tmp)
-        os.replace(tmp, args.plot)
+        with atomic_path(args.plot, suffix=".png") as tmp:
+            prepared.learn.recorder.plot_lr_find(fname=tmp)
         console.result(f"plot: {args.plot}")
     return EXIT_OK
 

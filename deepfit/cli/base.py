@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..plotting import finish_figure, pyplot
+from ..utils import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -525,9 +526,8 @@ class RunDir:
         """Record the run's state (`running`, `interrupted`, `failed`) in the STATUS file."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         text = f"{state}\n{stamp}\n{detail}\n"
-        tmp = self.file(STATUS_FILE + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(self.file(STATUS_FILE))
+        with atomic_path(self.file(STATUS_FILE)) as tmp:
+            tmp.write_text(text)
 
     def add_figure(self, name: str, title: str, draw: Callable[[Path], Any], caption: str = "",
                    console: Console | None = None) -> bool:
@@ -571,9 +571,8 @@ class RunDir:
         write_report(self, title, config)
         files = sorted(p.name for p in self.path.iterdir() if p.name not in (STATUS_FILE,))
         self.file(STATUS_FILE).unlink(missing_ok=True)
-        marker = self.file(COMPLETE_MARKER + ".tmp")
-        marker.write_text(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n" + "\n".join(files) + "\n")
-        marker.replace(self.file(COMPLETE_MARKER))
+        with atomic_path(self.file(COMPLETE_MARKER)) as marker:
+            marker.write_text(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n" + "\n".join(files) + "\n")
         if self.final.exists():
             old = self.final.with_name(self.final.name + ".old")
             if old.exists():

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..utils import atomic_path
+
 if TYPE_CHECKING:  # pragma: no cover
     from .base import RunDir
 
@@ -98,7 +100,6 @@ def write_report(run: "RunDir", title: str, config: dict[str, Any]) -> Path:
     """Write `report.html` into the run directory (via a temporary file, renamed when complete)."""
     text = render_report(run, title, config)
     out = run.file("report.html")
-    tmp = run.file("report.html.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return out

@@ -7,6 +7,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from ..utils import atomic_path
 from .base import CLIError, Console, Prepared, ReportItem, RunDir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,13 +77,11 @@ def _rewrite_metrics(learn: "Learner", path: Any) -> None:
     the interruption, restored from the checkpoint)."""
     import csv
     names = learn.recorder.metric_names
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=names, extrasaction="ignore")
         w.writeheader()
         for row in learn.recorder.log:
             w.writerow(row)
-    tmp.replace(path)
 
 
 def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, prepared: Prepared,
