@@ -8,6 +8,7 @@ used by `predict`, `get_preds(test_df)` and exported models.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +20,8 @@ from ..data.core import DataLoader, DataLoaders, split_indices
 from ..losses import CrossEntropyLoss, MSELoss
 from ..utils import check_positive, default_device
 from .transforms import (PROCS, Categorify, FillMissing, Normalize, TabularDataError, TabularProc, _is_number,
-                         _is_text, _py, _sorted_values, check_columns, check_frame, cont_cat_split, numeric_column)
+                         _is_text, _py, _sorted_values, bad_values_message, check_columns, check_frame, cont_cat_split,
+                         numeric_column)
 
 __all__ = ["TabularProcessor", "TabularDataLoaders", "MAX_CLASSIFICATION_INTS"]
 
@@ -58,6 +60,14 @@ def _make_procs(procs: Sequence[Any] | None) -> list[TabularProc]:
     return sorted(out, key=lambda p: p.order)
 
 
+def _floats(v: Any, what: str) -> list[float] | None:
+    if v is None:
+        return None
+    if not isinstance(v, list) or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
+        raise TabularDataError(f"The model's data state has a malformed {what}: {v!r}.")
+    return [float(x) for x in v]
+
+
 def _is_classification_target(s: pd.Series) -> bool:
     dt = s.dtype
     if pd.api.types.is_bool_dtype(dt) or isinstance(dt, pd.CategoricalDtype):
@@ -80,11 +90,15 @@ class TabularProcessor:
             in the order FillMissing, Categorify, Normalize). Categorify is added when there are
             categorical columns and it is missing.
         y_block: "classification" (or "category") / "regression"; default inferred from the target.
-        log_y: train on `log(y)` (sales-like positive targets); predictions are decoded with `exp`.
+        log_y: train on `log1p(y)` (sales- or price-like targets >= 0); predictions are decoded with `expm1`.
+        scale_y: standardise regression targets (after `log1p` with `log_y`) with the mean and standard
+            deviation of the training rows, so that the model learns values near 0 whatever the units
+            (house prices in dollars); predictions are decoded back into the target's units.
     """
 
     def __init__(self, cat_names: Sequence[str], cont_names: Sequence[str], y_names: Sequence[str],
-                 procs: Sequence[Any] | None = None, y_block: str | None = None, log_y: bool = False) -> None:
+                 procs: Sequence[Any] | None = None, y_block: str | None = None, log_y: bool = False,
+                 scale_y: bool = True) -> None:
         self.raw_cat_names, self.raw_cont_names = list(cat_names), list(cont_names)
         self.y_names = list(y_names)
         self.procs = _make_procs(procs)
@@ -92,7 +106,14 @@ class TabularProcessor:
             self.procs = sorted(self.procs + [Categorify()], key=lambda p: p.order)
         if y_block is not None and y_block not in _Y_BLOCKS:
             raise ValueError(f"`y_block` must be one of {sorted(_Y_BLOCKS)} or None; received {y_block!r}.")
-        self.y_block, self.log_y = y_block, bool(log_y)
+        self.y_block, self.log_y, self.scale_y = y_block, bool(log_y), bool(scale_y)
+        # the target's encoding (regression): y_log "log1p" (or "log" in models exported before log1p),
+        # then (y - y_mean) / y_std per target column; the range of the encoded training targets
+        self.y_log: str | None = "log1p" if self.log_y else None
+        self.y_mean: list[float] | None = None
+        self.y_std: list[float] | None = None
+        self.y_lo: float | None = None
+        self.y_hi: float | None = None
         self.is_classification = False
         self.classes: list[Any] = []
         self.cat_names: list[str] = list(cat_names)
@@ -176,9 +197,39 @@ class TabularProcessor:
         if norm is not None:
             norm.setup_arrays(cont)
         self._setup_target(df if labelled_idx is None else df.iloc[labelled_idx])
+        if not self.is_classification:
+            self._setup_y_scale(train)
         self.fitted = True
         return self
 
+    def _setup_y_scale(self, train: pd.DataFrame) -> None:
+        """Statistics of the (log1p'd) regression targets of the training rows: mean/std for the
+        standardisation, and the range of the encoded targets (for a default `y_range`)."""
+        y = self._raw_y(train)
+        if self.y_log is not None:
+            y = np.log1p(y)
+        if self.scale_y:
+            mean, std = y.mean(0), y.std(0)
+            std = np.where(np.isfinite(std) & (std > 0), std, 1.0)  # a constant target keeps std 1
+            self.y_mean, self.y_std = [float(v) for v in mean], [float(v) for v in std]
+            y = (y - mean) / std
+        else:
+            self.y_mean = self.y_std = None
+        self.y_lo, self.y_hi = float(y.min()), float(y.max())
+
+    def _raw_y(self, df: pd.DataFrame) -> np.ndarray:
+        """The regression targets of `df` as float64 of shape (N, n_targets), checked for values that
+        are infinite, too large for float32 or (with `log_y`) negative."""
+        cols = []
+        for n in self.y_names:
+            y = numeric_column(df[n], n, role="Target column")
+            if self.y_log is not None and (y < 0).any():
+                rows = [_py(r) for r in df.index[y < 0][:5]]
+                raise TabularDataError(f"Target column {n!r} has {int((y < 0).sum())} negative value(s) (e.g. "
+                                       f"{y[y < 0][0]:g} at row(s) {rows}), so `log_y` cannot take log(1 + y); "
+                                       "drop those rows or train without log_y.")
+            cols.append(y)
+        return np.stack(cols, 1)
     def _setup_target(self, df: pd.DataFrame) -> None:
         if self.y_block is not None:
             self.is_classification = _Y_BLOCKS[self.y_block]
@@ -197,11 +248,7 @@ class TabularProcessor:
                                        "to classify.")
         else:
             self.classes = []
-            for n in self.y_names:
-                y = numeric_column(df[n], n)
-                if self.log_y and (y <= 0).any():
-                    raise TabularDataError(f"Target column {n!r} has values <= 0, so `log_y` cannot take its log; "
-                                           "drop those rows or train without log_y.")
+            self._raw_y(df)  # fails clearly on text, infinities, values too large, negatives with log_y
 
     # ---- encoding ---------------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -234,7 +281,14 @@ class TabularProcessor:
             x_cont[:, j] = cont[n]
         if self.normalize is not None:
             x_cont = self.normalize.apply_matrix(x_cont, self.cont_names)
-        return torch.from_numpy(x_cat), torch.from_numpy(x_cont.astype(np.float32))
+        with np.errstate(over="ignore"):
+            x32 = x_cont.astype(np.float32)
+        bad = ~np.isfinite(x32)
+        if bad.any():  # e.g. a value far outside the training range that overflows once normalised
+            j = int(np.flatnonzero(bad.any(0))[0])
+            raise TabularDataError(bad_values_message(self.cont_names[j], cont[self.cont_names[j]],
+                                                      df.index, bad[:, j], "once normalised"))
+        return torch.from_numpy(x_cat), torch.from_numpy(x32)
 
     def has_target(self, df: pd.DataFrame) -> bool:
         return all(n in df.columns for n in self.y_names)
@@ -258,17 +312,75 @@ class TabularProcessor:
                 raise TabularDataError(f"Target column {n!r} holds label(s) {bad} that the model does not know "
                                        f"(known: {self.classes[:20]}).")
             return torch.from_numpy(codes.astype(np.int64))
-        cols = [numeric_column(df[n], n) for n in self.y_names]
-        y = np.stack(cols, 1) if len(cols) > 1 else cols[0]
-        if self.log_y:
+        y = self._raw_y(df)
+        if self.y_log == "log":
             if (y <= 0).any():
-                raise TabularDataError(f"Target {self.y_names} has values <= 0; `log_y` cannot take their log.")
+                raise TabularDataError(f"Target {self.y_names} has values <= 0; this model's `log_y` takes their log.")
             y = np.log(y)
+        elif self.y_log == "log1p":
+            y = np.log1p(y)
+        if self.y_mean is not None:
+            y = (y - np.array(self.y_mean)) / np.array(self.y_std)
+        y = y if len(self.y_names) > 1 else y[:, 0]
         return torch.from_numpy(y.astype(np.float32))
 
     def decode_y(self, y: np.ndarray) -> np.ndarray:
-        """Undo the target encoding of regression outputs (exp for log targets)."""
-        return np.exp(y) if self.log_y else y
+        """Undo the target encoding of regression outputs (`y * std + mean`, then `expm1` for log_y);
+        `y` is (N, n_targets) or (N,) for one target."""
+        y = np.asarray(y, dtype=np.float64)
+        if self.y_mean is not None:
+            y = y * np.array(self.y_std) + np.array(self.y_mean)
+        if self.y_log == "log1p":
+            return np.expm1(y)
+        return np.exp(y) if self.y_log == "log" else y
+
+    def decode_y_tensor(self, y: torch.Tensor, log: bool = True) -> torch.Tensor:
+        """`decode_y` on a tensor (N, n_targets) or (N,), on its device (float64 where available);
+        `log=False` undoes the standardisation only (the log space of a `log_y` model)."""
+        y = y.detach().to(torch.float32 if y.device.type == "mps" else torch.float64)
+        if self.y_mean is not None:
+            y = y * y.new_tensor(self.y_std) + y.new_tensor(self.y_mean)
+        if log and self.y_log == "log1p":
+            return torch.expm1(y)
+        return torch.exp(y) if log and self.y_log == "log" else y
+
+    def encode_y_value(self, v: float, j: int = 0) -> float:
+        """A value of target `j` in the model's space (the inverse of `decode_y`)."""
+        v = float(v)
+        if self.y_log == "log1p":
+            v = math.log1p(v) if v > -1 else -math.inf
+        elif self.y_log == "log":
+            v = math.log(v) if v > 0 else -math.inf
+        if self.y_mean is not None:
+            v = (v - self.y_mean[j]) / self.y_std[j]
+        return v
+
+    @property
+    def y_scaled(self) -> bool:
+        """Whether regression targets are encoded (log and/or standardised) for the model."""
+        return not self.is_classification and (self.y_mean is not None or self.y_log is not None)
+
+    def default_y_range(self, margin: float = 0.2) -> tuple[float, float] | None:
+        """The range of the encoded training targets widened by `margin` of its width on each side
+        (at least 0.5 on a constant target), for the model's final sigmoid; None for classification."""
+        if self.is_classification or self.y_lo is None or self.y_hi is None:
+            return None
+        pad = max(margin * (self.y_hi - self.y_lo), 0.5)
+        return (self.y_lo - pad, self.y_hi + pad)
+
+    def describe_target(self) -> str:
+        """What is done to the target before training, in words (for reports)."""
+        if self.is_classification:
+            return f"classes {self.classes[:10]}{'...' if len(self.classes) > 10 else ''}"
+        steps = []
+        if self.y_log is not None:
+            steps.append(f"{self.y_log}(y)")
+        if self.y_mean is not None:
+            stats = ", ".join(f"{n}: mean {m:.6g}, std {s:.6g}" for n, m, s in zip(self.y_names, self.y_mean, self.y_std))
+            steps.append(f"standardised with the training rows' {stats}")
+        if not steps:
+            return "used as is (not scaled)"
+        return ("; ".join(steps) + "; the loss is in these units, predictions and metrics in the target's own")
 
     @property
     def n_out(self) -> int:
@@ -281,6 +393,8 @@ class TabularProcessor:
         return {"raw_cat_names": self.raw_cat_names, "raw_cont_names": self.raw_cont_names,
                 "cat_names": self.cat_names, "cont_names": self.cont_names, "y_names": self.y_names,
                 "y_block": self.y_block, "log_y": self.log_y, "is_classification": self.is_classification,
+                "scale_y": self.scale_y, "y_log": self.y_log, "y_mean": self.y_mean, "y_std": self.y_std,
+                "y_lo": self.y_lo, "y_hi": self.y_hi,
                 "classes": [_py(c) for c in self.classes],
                 "procs": [{"name": type(p).__name__, "state": p.state()} for p in self.procs]}
 
@@ -288,7 +402,20 @@ class TabularProcessor:
     def from_state(cls, state: dict[str, Any]) -> "TabularProcessor":
         procs = [PROCS[p["name"]].from_state(p["state"]) for p in state["procs"]]
         self = cls(state["raw_cat_names"], state["raw_cont_names"], state["y_names"], procs=[],
-                   y_block=state.get("y_block"), log_y=state.get("log_y", False))
+                   y_block=state.get("y_block"), log_y=state.get("log_y", False),
+                   scale_y=bool(state.get("scale_y", False)))
+        # models exported before target scaling: log (not log1p) and no standardisation
+        self.y_log = state.get("y_log", "log" if self.log_y else None)
+        if self.y_log not in (None, "log", "log1p"):
+            raise TabularDataError(f"Unknown target encoding y_log={self.y_log!r} in the model's data state.")
+        self.y_mean, self.y_std = _floats(state.get("y_mean"), "y_mean"), _floats(state.get("y_std"), "y_std")
+        if (self.y_mean is None) != (self.y_std is None) or (
+                self.y_mean is not None and not len(self.y_mean) == len(self.y_std) == len(state["y_names"])):
+            raise TabularDataError("The model's data state has target statistics y_mean/y_std that do not match "
+                                   "its target columns.")
+        if self.y_std is not None and not all(s > 0 for s in self.y_std):
+            raise TabularDataError("The model's data state has a target std <= 0.")
+        self.y_lo, self.y_hi = state.get("y_lo"), state.get("y_hi")
         self.procs = sorted(procs, key=lambda p: p.order)
         self.cat_names, self.cont_names = list(state["cat_names"]), list(state["cont_names"])
         self.is_classification, self.classes = bool(state["is_classification"]), list(state["classes"])
@@ -348,6 +475,16 @@ class TabularDataLoaders(DataLoaders):
         return self.proc.log_y
 
     @property
+    def y_scaled(self) -> bool:
+        """Whether the model sees regression targets encoded (log1p and/or standardised)."""
+        return self.proc.y_scaled
+
+    def decode_y(self, y: torch.Tensor, log: bool = True) -> torch.Tensor:
+        """Regression outputs or targets of the model's space back in the target's units (see
+        `TabularProcessor.decode_y_tensor`)."""
+        return self.proc.decode_y_tensor(y, log=log)
+
+    @property
     def n_out(self) -> int:
         """Model outputs: number of classes, or of regression targets."""
         return self.proc.n_out
@@ -380,7 +517,7 @@ class TabularDataLoaders(DataLoaders):
                 cont_names: str | Sequence[str] | None = None, y_names: str | Sequence[str] | None = None,
                 y_block: str | None = None, valid_idx: Sequence[int] | np.ndarray | None = None,
                 valid_pct: float = 0.2, seed: int | None = None, bs: int = 64, val_bs: int | None = None,
-                procs: Sequence[Any] | None = None, log_y: bool = False, shuffle: bool = True,
+                procs: Sequence[Any] | None = None, log_y: bool = False, scale_y: bool = True, shuffle: bool = True,
                 device: torch.device | str | None = None, path: str | Path = ".") -> "TabularDataLoaders":
         """Preprocess a DataFrame (fitted on its training rows) and build train/valid loaders.
 
@@ -396,7 +533,11 @@ class TabularDataLoaders(DataLoaders):
             valid_pct, seed: random split when `valid_idx` is None (seed also seeds the shuffling).
             bs, val_bs: batch sizes (validation default `2 * bs`).
             procs: preprocessing (default Categorify, FillMissing, Normalize).
-            log_y: train on log(target) for positive, sales-like targets (see `exp_rmspe`).
+            log_y: train on log1p(target) for sales- or price-like targets (>= 0; a negative value is an
+                error naming the column and rows). Predictions are decoded with expm1.
+            scale_y: standardise regression targets with the training rows' mean and std (default);
+                `get_preds`, `predict`, the metrics and exported models give values in the target's
+                own units. `proc.describe_target()` says what was done.
             shuffle: shuffle training rows each epoch.
             device: where the tensors live (default: the best available).
             path: working folder for the learner (saving, export).
@@ -433,7 +574,7 @@ class TabularDataLoaders(DataLoaders):
             v_idx = np.sort(v_idx)
         if len(train_idx) == 0:
             raise TabularDataError("Every row is in the validation set: no training rows remain.")
-        proc = TabularProcessor(cats, conts, ys, procs=procs, y_block=y_block, log_y=log_y)
+        proc = TabularProcessor(cats, conts, ys, procs=procs, y_block=y_block, log_y=log_y, scale_y=scale_y)
         proc.setup(df, train_idx)
         x_cat, x_cont = proc.encode_x(df)
         y = proc.encode_y(df)
@@ -454,8 +595,8 @@ class TabularDataLoaders(DataLoaders):
                  cont_names: str | Sequence[str] | None = None, y_names: str | Sequence[str] | None = None,
                  y_block: str | None = None, valid_idx: Sequence[int] | np.ndarray | None = None,
                  valid_pct: float = 0.2, seed: int | None = None, bs: int = 64, val_bs: int | None = None,
-                 procs: Sequence[Any] | None = None, log_y: bool = False, shuffle: bool = True,
-                 device: torch.device | str | None = None, path: str | Path | None = None,
+                 procs: Sequence[Any] | None = None, log_y: bool = False, scale_y: bool = True,
+                 shuffle: bool = True, device: torch.device | str | None = None, path: str | Path | None = None,
                  read_csv_kwargs: dict[str, Any] | None = None) -> "TabularDataLoaders":
         """`from_df` on `pd.read_csv(csv, **read_csv_kwargs)`; see `from_df` for the arguments."""
         csv = Path(csv)
@@ -467,7 +608,8 @@ class TabularDataLoaders(DataLoaders):
             raise TabularDataError(f"{csv} could not be read as CSV: {e}") from None
         return cls.from_df(df, cat_names=cat_names, cont_names=cont_names, y_names=y_names, y_block=y_block,
                            valid_idx=valid_idx, valid_pct=valid_pct, seed=seed, bs=bs, val_bs=val_bs, procs=procs,
-                           log_y=log_y, shuffle=shuffle, device=device, path=csv.parent if path is None else path)
+                           log_y=log_y, scale_y=scale_y, shuffle=shuffle, device=device,
+                           path=csv.parent if path is None else path)
 
     # ---- new rows ---------------------------------------------------------------------------------------
     def test_dl(self, df: pd.DataFrame, bs: int | None = None, with_labels: bool | None = None) -> DataLoader:
@@ -501,8 +643,8 @@ class TabularDataLoaders(DataLoaders):
         return self.proc.encode_x(pd.DataFrame([row]), "row")
 
     def decode_pred(self, pred: torch.Tensor) -> Any:
-        """The answer for one decoded prediction: the class label, or the value (exp-undone for log
-        targets; a dict per target when there are several)."""
+        """The answer for one decoded model output: the class label, or the value in the target's units
+        (standardisation and log1p undone; a dict per target when there are several)."""
         if self.is_classification:
             return self.classes[int(pred)]
         vals = self.proc.decode_y(np.asarray(pred.detach().cpu().double()).reshape(-1))
@@ -511,8 +653,9 @@ class TabularDataLoaders(DataLoaders):
         return {n: float(v) for n, v in zip(self.y_names, vals)}
 
     def decode_preds(self, preds: torch.Tensor, df: pd.DataFrame) -> pd.DataFrame:
-        """A copy of `df` with the predictions: `prediction` (the label) and `prob_<class>` columns for
-        classification; `prediction` (or `prediction_<target>` for several) for regression."""
+        """A copy of `df` with the predictions of `learn.get_preds` (regression values already in the
+        target's units): `prediction` (the label) and `prob_<class>` columns for classification;
+        `prediction` (or `prediction_<target>` for several) for regression."""
         p = preds.detach().float().cpu().numpy()
         if len(p) != len(df):
             raise ValueError(f"decode_preds got {len(p)} predictions for {len(df)} rows of `df`.")
@@ -525,7 +668,7 @@ class TabularDataLoaders(DataLoaders):
             for j, c in enumerate(self.classes):
                 out[f"prob_{c}"] = p[:, j]
             return out
-        p = self.proc.decode_y(p.reshape(len(p), -1).astype(np.float64))
+        p = p.reshape(len(p), -1).astype(np.float64)  # get_preds gives values in the target's units
         if len(self.y_names) == 1:
             out["prediction"] = p[:, 0]
         else:
