@@ -73,15 +73,19 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
 
 
 def check_wd(wd: Any, name: str = "wd") -> None:
-    """Raise a ValueError naming `name` unless `wd` is None or a finite number >= 0 (weight decay)."""
+    """Raise a ValueError naming `name` unless `wd` is None, a finite number >= 0 (weight decay) or a
+    sequence of such numbers (one per param group)."""
     if wd is None:
         return
-    try:
-        v = float(wd)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a finite number >= 0 (or None); received {name}={wd!r}.") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"`{name}` must be a finite number >= 0 (or None); received {name}={wd!r}.")
+    values = list(np.ravel(wd)) if isinstance(wd, (list, tuple, np.ndarray, torch.Tensor)) else [wd]
+    for x in values:
+        try:
+            v = float(x)
+        except (TypeError, ValueError):
+            v = math.nan
+        if not (math.isfinite(v) and v >= 0) or isinstance(x, (str, bytes)):
+            raise ValueError(f"`{name}` must be a finite number >= 0 (or None, or one such number per param "
+                             f"group); received {name}={wd!r}.")
 
 
 def as_sequence(obj: Any) -> Sequence:

@@ -373,6 +373,9 @@ def test_large_regression_targets_are_standardised_and_decoded(tmp_path):
     raw = learn.get_preds(decode=False)[0][:, 0].double().numpy()
     np.testing.assert_allclose(raw * ytr.std() + ytr.mean(), p, rtol=1e-5)
     assert log["valid_loss"] == pytest.approx(float((((yva - ytr.mean()) / ytr.std() - raw) ** 2).mean()), rel=1e-3)
+    # permutation importance scored with a metric: in dollars too
+    fi = learn.feature_importance(metric=rmse, greater_is_better=False)
+    assert fi["baseline"].iloc[0] == pytest.approx(log["rmse"], rel=1e-4)
     # predict, predict_df and an exported model all answer in dollars
     value, _, _ = learn.predict(df.iloc[dls.valid_idx[0]])
     assert value == pytest.approx(p[0], rel=1e-5)

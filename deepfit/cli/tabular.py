@@ -218,6 +218,8 @@ class TabularApp(Application):
         for k in ("is_classification", "log_y"):
             if k in proc:
                 out[k] = proc[k]
+        if proc.get("y_mean") is not None:  # regression targets standardised for the model
+            out["target_mean"], out["target_std"] = proc["y_mean"], proc.get("y_std")
         return out or state
 
 

@@ -171,7 +171,8 @@ class TabularProcessor:
         self.check_roles(df)
         self._check_target(df)
         train = df.iloc[train_idx]
-        cont = {n: numeric_column(train[n], n) for n in self.raw_cont_names}
+        # checked on every row (so an error names all the bad rows, not only the training ones)
+        cont = {n: numeric_column(df[n], n)[train_idx] for n in self.raw_cont_names}
         fm, cat, norm = self.fill_missing, self.categorify, self.normalize
         if fm is not None:
             fm.setup_arrays(cont)
