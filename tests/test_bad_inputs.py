@@ -289,7 +289,8 @@ def test_predict_never_writes_nan_predictions(capsys, tmp_path, models, monkeypa
     p = tmp_path / "new.csv"
     df.to_csv(p, index=False)
     out = tmp_path / "preds.csv"
-    err = expect_error(capsys, ["predict", models[app], p, "--out", out], [p, models[app]], "gives no usable prediction")
+    err = expect_error(capsys, ["predict", models[app], p, "--out", out], [p, models[app]],
+                       "gives no usable prediction")
     assert "10 row(s)" in err and "file lines 2, 3, 4, 5, 6, ..." in err and "nothing was written" in err
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
 

@@ -339,10 +339,10 @@ def test_log_y_option(capsys, tmp_path):
     assert s["target_encoding"].startswith("log1p(y); standardised")
     from deepfit import load_learner
     learn = load_learner(out / "model.safetensors")
-    assert learn.dls.proc.y_log == "log1p" and learn.dls.log_y
+    assert learn.dls.proc.target.log == "log1p" and learn.dls.log_y
     code, stdout, _ = run_cli(capsys, "info", out / "model.safetensors", "--json")
     d = json.loads(stdout)["data"]
-    assert d["log_y"] is True and d["target_mean"] == [pytest.approx(learn.dls.proc.y_mean[0])]
+    assert d["log_y"] is True and d["target_mean"] == [pytest.approx(learn.dls.proc.target.mean[0])]
 
 
 def test_validation_loss_rise_is_a_warning_in_console_run_json_and_report(capsys, tmp_path):

@@ -2,6 +2,7 @@
 prediction on raw rows, export, interpretation and clear errors on bad tables."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -95,8 +96,9 @@ def test_preprocessing_is_fitted_on_training_rows_only():
     assert not dls.is_classification and isinstance(dls.default_loss, MSELoss)
     # regression targets are standardised with the training rows' statistics (0, 1.5, ..., 10.5)
     ty = np.arange(8) * 1.5
-    assert proc.y_mean == [pytest.approx(ty.mean())] and proc.y_std == [pytest.approx(ty.std())]
-    assert y.dtype == torch.float32 and y.tolist() == pytest.approx(((np.array([12.0, 13.5]) - ty.mean()) / ty.std()).tolist())
+    assert proc.target.mean == [pytest.approx(ty.mean())] and proc.target.std == [pytest.approx(ty.std())]
+    assert y.dtype == torch.float32
+    assert y.tolist() == pytest.approx(((np.array([12.0, 13.5]) - ty.mean()) / ty.std()).tolist())
     assert dls.decode_y(y).tolist() == pytest.approx([12.0, 13.5])
 
 
@@ -309,7 +311,7 @@ def test_log_target_regression_with_exp_rmspe():
                                      seed=0, bs=64, device="cpu")
     # log1p, then standardised with the training rows' statistics
     ly = np.log1p(sales[dls.train_idx])
-    assert dls.proc.y_mean == [pytest.approx(ly.mean())] and dls.proc.y_std == [pytest.approx(ly.std())]
+    assert dls.proc.target.mean == [pytest.approx(ly.mean())] and dls.proc.target.std == [pytest.approx(ly.std())]
     assert dls.train.tensors[2][:3].tolist() == pytest.approx(((ly[:3] - ly.mean()) / ly.std()).tolist(), rel=1e-5)
     assert "log1p" in dls.proc.describe_target() and "standardised" in dls.proc.describe_target()
     set_seed(0)
@@ -328,7 +330,7 @@ def test_log_target_regression_with_exp_rmspe():
     test = df.iloc[:5]
     out = dls.decode_preds(learn.get_preds(test)[0], test)
     raw = learn.get_preds(test, decode=False)[0][:, 0].double().numpy()
-    np.testing.assert_allclose(out["prediction"], np.expm1(raw * dls.proc.y_std[0] + dls.proc.y_mean[0]), rtol=1e-5)
+    np.testing.assert_allclose(out["prediction"], np.expm1(raw * dls.proc.target.std[0] + dls.proc.target.mean[0]), rtol=1e-5)
     value, _, _ = learn.predict(test.iloc[0])
     assert value == pytest.approx(out["prediction"].iloc[0], rel=1e-5)
     assert abs(value - sales[0]) / sales[0] < 0.15
@@ -349,7 +351,7 @@ def test_large_regression_targets_are_standardised_and_decoded(tmp_path):
                                      device="cpu")
     ytr = df["price"].to_numpy()[dls.train_idx]
     yva = df["price"].to_numpy()[dls.valid_idx]
-    assert dls.proc.y_mean == [pytest.approx(ytr.mean())] and dls.proc.y_std == [pytest.approx(ytr.std())]
+    assert dls.proc.target.mean == [pytest.approx(ytr.mean())] and dls.proc.target.std == [pytest.approx(ytr.std())]
     assert "standardised" in dls.proc.describe_target() and f"{ytr.mean():.6g}" in dls.proc.describe_target()
     np.testing.assert_allclose(dls.valid.tensors[2].double().numpy(), (yva - ytr.mean()) / ytr.std(), rtol=1e-5,
                                atol=1e-6)
@@ -389,12 +391,12 @@ def test_scale_y_false_and_explicit_y_range_in_target_units():
     df = house_prices(200)
     dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", seed=0,
                                      scale_y=False, device="cpu")
-    assert not dls.y_scaled and dls.proc.y_mean is None
+    assert not dls.y_scaled and dls.proc.target.mean is None
     np.testing.assert_allclose(dls.train.tensors[2].double().numpy(), df["price"].to_numpy()[dls.train_idx], rtol=1e-6)
     assert tabular_learner(dls, y_range=None, progress=False).model.y_range is None
     dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", seed=0,
                                      device="cpu")
-    m, s = dls.proc.y_mean[0], dls.proc.y_std[0]
+    m, s = dls.proc.target.mean[0], dls.proc.target.std[0]
     learn = tabular_learner(dls, y_range=(0, 2e6), progress=False)  # given in dollars
     assert learn.model.y_range == pytest.approx([(0 - m) / s, (2e6 - m) / s])
     with pytest.raises(ValueError, match="y_range"):
@@ -402,6 +404,27 @@ def test_scale_y_false_and_explicit_y_range_in_target_units():
     cls = TabularDataLoaders.from_df(make_table(100), cat_names=["color"], cont_names=["x"], y_names="label",
                                      device="cpu")
     assert tabular_learner(cls, progress=False).model.y_range is None  # classification: no range
+
+
+def test_target_encoding_state_round_trip_and_older_states():
+    from deepfit.tabular.data import TabularProcessor
+    df = house_prices(100)
+    dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", log_y=True,
+                                     seed=0, device="cpu")
+    state = dls.proc.state()
+    back = TabularProcessor.from_state(json.loads(json.dumps(state)))
+    assert (back.target.log, back.target.mean, back.target.std) == ("log1p", dls.proc.target.mean, dls.proc.target.std)
+    y = np.array([[1.5], [-0.3]])
+    np.testing.assert_allclose(back.decode_y(y), np.expm1(y * state["y_std"][0] + state["y_mean"][0]))
+    # a model exported before target scaling: log_y meant log (decoded with exp), no standardisation
+    old = {k: v for k, v in state.items() if k not in ("y_log", "scale_y", "y_mean", "y_std", "y_lo", "y_hi")}
+    old_proc = TabularProcessor.from_state(old)
+    assert old_proc.target.log == "log" and old_proc.target.mean is None
+    np.testing.assert_allclose(old_proc.decode_y(y), np.exp(y))
+    for bad in ({"y_mean": [1.0], "y_std": None}, {"y_mean": ["a"], "y_std": [1.0]}, {"y_std": [0.0]},
+                {"y_log": "sqrt"}):
+        with pytest.raises(TabularDataError):
+            TabularProcessor.from_state({**state, **bad})
 
 
 def test_log_y_refuses_negative_targets_naming_column_and_row():
@@ -413,7 +436,8 @@ def test_log_y_refuses_negative_targets_naming_column_and_row():
     df.loc[7, "price"] = 0.0  # log1p(0) = 0: zero is allowed
     dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", log_y=True,
                                      valid_idx=[], device="cpu")
-    assert dls.proc.y_log == "log1p" and dls.proc.decode_y(dls.train.tensors[2].numpy())[7] == pytest.approx(0, abs=1e-2)
+    assert dls.proc.target.log == "log1p"
+    assert dls.proc.decode_y(dls.train.tensors[2].numpy())[7] == pytest.approx(0, abs=1e-2)
 
 
 @pytest.mark.parametrize("bad", [1e300, -1e300, np.inf, 5e38])

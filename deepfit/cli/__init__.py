@@ -417,7 +417,8 @@ def _check_finite_predictions(preds: Any, df: Any, args: argparse.Namespace, mod
     if bad.any():
         lines = np.flatnonzero(bad) + (2 if args.header else 1)
         shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
-        raise CLIError(f"{model} gives no usable prediction ({', '.join(cols)} not a number) for {int(bad.sum())} row(s) "
+        raise CLIError(f"{model} gives no usable prediction ({', '.join(cols)} not a number) for {int(bad.sum())} "
+                       f"row(s) "
                        f"of {args.file} (file line{'s' if len(lines) > 1 else ''} {shown}); nothing was written. Check "
                        "those rows for extreme values, and that the model was trained without errors")
 

@@ -106,7 +106,8 @@ class TabularApp(Application):
             yv = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
             neg = np.flatnonzero(yv < 0)
             if len(neg):
-                lines = ", ".join(str(i + (2 if args.header else 1)) for i in neg[:5]) + (", ..." if len(neg) > 5 else "")
+                first = 2 if args.header else 1
+                lines = ", ".join(str(i + first) for i in neg[:5]) + (", ..." if len(neg) > 5 else "")
                 raise CLIError(f"the target column {args.target!r} of {source} has {len(neg)} negative value(s) "
                                f"(e.g. {yv[neg[0]]:g}; file line{'s' if len(neg) > 1 else ''} {lines}), so --log-y "
                                "cannot take log(1 + y); drop those rows or train without --log-y")

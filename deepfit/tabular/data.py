@@ -8,7 +8,6 @@ used by `predict`, `get_preds(test_df)` and exported models.
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +18,7 @@ import torch
 from ..data.core import DataLoader, DataLoaders, split_indices
 from ..losses import CrossEntropyLoss, MSELoss
 from ..utils import check_positive, default_device
+from .target import TargetEncoding
 from .transforms import (PROCS, Categorify, FillMissing, Normalize, TabularDataError, TabularProc, _is_number,
                          _is_text, _py, _sorted_values, bad_values_message, check_columns, check_frame, cont_cat_split,
                          numeric_column)
@@ -60,14 +60,6 @@ def _make_procs(procs: Sequence[Any] | None) -> list[TabularProc]:
     return sorted(out, key=lambda p: p.order)
 
 
-def _floats(v: Any, what: str) -> list[float] | None:
-    if v is None:
-        return None
-    if not isinstance(v, list) or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
-        raise TabularDataError(f"The model's data state has a malformed {what}: {v!r}.")
-    return [float(x) for x in v]
-
-
 def _is_classification_target(s: pd.Series) -> bool:
     dt = s.dtype
     if pd.api.types.is_bool_dtype(dt) or isinstance(dt, pd.CategoricalDtype):
@@ -107,13 +99,8 @@ class TabularProcessor:
         if y_block is not None and y_block not in _Y_BLOCKS:
             raise ValueError(f"`y_block` must be one of {sorted(_Y_BLOCKS)} or None; received {y_block!r}.")
         self.y_block, self.log_y, self.scale_y = y_block, bool(log_y), bool(scale_y)
-        # the target's encoding (regression): y_log "log1p" (or "log" in models exported before log1p),
-        # then (y - y_mean) / y_std per target column; the range of the encoded training targets
-        self.y_log: str | None = "log1p" if self.log_y else None
-        self.y_mean: list[float] | None = None
-        self.y_std: list[float] | None = None
-        self.y_lo: float | None = None
-        self.y_hi: float | None = None
+        # regression targets: log1p and/or standardisation, fitted in `setup` (unused for classification)
+        self.target = TargetEncoding(self.y_names, log="log1p" if self.log_y else None, scale=self.scale_y)
         self.is_classification = False
         self.classes: list[Any] = []
         self.cat_names: list[str] = list(cat_names)
@@ -199,38 +186,10 @@ class TabularProcessor:
             norm.setup_arrays(cont)
         self._setup_target(df if labelled_idx is None else df.iloc[labelled_idx])
         if not self.is_classification:
-            self._setup_y_scale(train)
+            self.target.setup(train)
         self.fitted = True
         return self
 
-    def _setup_y_scale(self, train: pd.DataFrame) -> None:
-        """Statistics of the (log1p'd) regression targets of the training rows: mean/std for the
-        standardisation, and the range of the encoded targets (for a default `y_range`)."""
-        y = self._raw_y(train)
-        if self.y_log is not None:
-            y = np.log1p(y)
-        if self.scale_y:
-            mean, std = y.mean(0), y.std(0)
-            std = np.where(np.isfinite(std) & (std > 0), std, 1.0)  # a constant target keeps std 1
-            self.y_mean, self.y_std = [float(v) for v in mean], [float(v) for v in std]
-            y = (y - mean) / std
-        else:
-            self.y_mean = self.y_std = None
-        self.y_lo, self.y_hi = float(y.min()), float(y.max())
-
-    def _raw_y(self, df: pd.DataFrame) -> np.ndarray:
-        """The regression targets of `df` as float64 of shape (N, n_targets), checked for values that
-        are infinite, too large for float32 or (with `log_y`) negative."""
-        cols = []
-        for n in self.y_names:
-            y = numeric_column(df[n], n, role="Target column")
-            if self.y_log is not None and (y < 0).any():
-                rows = [_py(r) for r in df.index[y < 0][:5]]
-                raise TabularDataError(f"Target column {n!r} has {int((y < 0).sum())} negative value(s) (e.g. "
-                                       f"{y[y < 0][0]:g} at row(s) {rows}), so `log_y` cannot take log(1 + y); "
-                                       "drop those rows or train without log_y.")
-            cols.append(y)
-        return np.stack(cols, 1)
     def _setup_target(self, df: pd.DataFrame) -> None:
         if self.y_block is not None:
             self.is_classification = _Y_BLOCKS[self.y_block]
@@ -249,7 +208,7 @@ class TabularProcessor:
                                        "to classify.")
         else:
             self.classes = []
-            self._raw_y(df)  # fails clearly on text, infinities, values too large, negatives with log_y
+            self.target.values(df)  # fails clearly on text, infinities, values too large, negatives with log_y
 
     # ---- encoding ---------------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -313,75 +272,25 @@ class TabularProcessor:
                 raise TabularDataError(f"Target column {n!r} holds label(s) {bad} that the model does not know "
                                        f"(known: {self.classes[:20]}).")
             return torch.from_numpy(codes.astype(np.int64))
-        y = self._raw_y(df)
-        if self.y_log == "log":
-            if (y <= 0).any():
-                raise TabularDataError(f"Target {self.y_names} has values <= 0; this model's `log_y` takes their log.")
-            y = np.log(y)
-        elif self.y_log == "log1p":
-            y = np.log1p(y)
-        if self.y_mean is not None:
-            y = (y - np.array(self.y_mean)) / np.array(self.y_std)
+        y = self.target.encode(self.target.values(df))
         y = y if len(self.y_names) > 1 else y[:, 0]
         return torch.from_numpy(y.astype(np.float32))
 
     def decode_y(self, y: np.ndarray) -> np.ndarray:
-        """Undo the target encoding of regression outputs (`y * std + mean`, then `expm1` for log_y);
-        `y` is (N, n_targets) or (N,) for one target."""
-        y = np.asarray(y, dtype=np.float64)
-        if self.y_mean is not None:
-            y = y * np.array(self.y_std) + np.array(self.y_mean)
-        if self.y_log == "log1p":
-            return np.expm1(y)
-        return np.exp(y) if self.y_log == "log" else y
-
-    def decode_y_tensor(self, y: torch.Tensor, log: bool = True) -> torch.Tensor:
-        """`decode_y` on a tensor (N, n_targets) or (N,), on its device (float64 where available);
-        `log=False` undoes the standardisation only (the log space of a `log_y` model)."""
-        y = y.detach().to(torch.float32 if y.device.type == "mps" else torch.float64)
-        if self.y_mean is not None:
-            y = y * y.new_tensor(self.y_std) + y.new_tensor(self.y_mean)
-        if log and self.y_log == "log1p":
-            return torch.expm1(y)
-        return torch.exp(y) if log and self.y_log == "log" else y
-
-    def encode_y_value(self, v: float, j: int = 0) -> float:
-        """A value of target `j` in the model's space (the inverse of `decode_y`)."""
-        v = float(v)
-        if self.y_log == "log1p":
-            v = math.log1p(v) if v > -1 else -math.inf
-        elif self.y_log == "log":
-            v = math.log(v) if v > 0 else -math.inf
-        if self.y_mean is not None:
-            v = (v - self.y_mean[j]) / self.y_std[j]
-        return v
+        """Regression outputs (N, n_targets), or one row (n_targets,), in the target's units
+        (standardisation and log1p undone; see `TargetEncoding`)."""
+        return self.target.decode(y)
 
     @property
     def y_scaled(self) -> bool:
         """Whether regression targets are encoded (log and/or standardised) for the model."""
-        return not self.is_classification and (self.y_mean is not None or self.y_log is not None)
-
-    def default_y_range(self, margin: float = 0.2) -> tuple[float, float] | None:
-        """The range of the encoded training targets widened by `margin` of its width on each side
-        (at least 0.5 on a constant target), for the model's final sigmoid; None for classification."""
-        if self.is_classification or self.y_lo is None or self.y_hi is None:
-            return None
-        pad = max(margin * (self.y_hi - self.y_lo), 0.5)
-        return (self.y_lo - pad, self.y_hi + pad)
+        return not self.is_classification and self.target.active
 
     def describe_target(self) -> str:
         """What is done to the target before training, in words (for reports)."""
         if self.is_classification:
             return f"classes {self.classes[:10]}{'...' if len(self.classes) > 10 else ''}"
-        steps = []
-        if self.y_log is not None:
-            steps.append(f"{self.y_log}(y)")
-        if self.y_mean is not None:
-            stats = ", ".join(f"{n}: mean {m:.6g}, std {s:.6g}" for n, m, s in zip(self.y_names, self.y_mean, self.y_std))
-            steps.append(f"standardised with the training rows' {stats}")
-        if not steps:
-            return "used as is (not scaled)"
-        return ("; ".join(steps) + "; the loss is in these units, predictions and metrics in the target's own")
+        return self.target.describe()
 
     @property
     def n_out(self) -> int:
@@ -394,8 +303,7 @@ class TabularProcessor:
         return {"raw_cat_names": self.raw_cat_names, "raw_cont_names": self.raw_cont_names,
                 "cat_names": self.cat_names, "cont_names": self.cont_names, "y_names": self.y_names,
                 "y_block": self.y_block, "log_y": self.log_y, "is_classification": self.is_classification,
-                "scale_y": self.scale_y, "y_log": self.y_log, "y_mean": self.y_mean, "y_std": self.y_std,
-                "y_lo": self.y_lo, "y_hi": self.y_hi,
+                **self.target.state(),
                 "classes": [_py(c) for c in self.classes],
                 "procs": [{"name": type(p).__name__, "state": p.state()} for p in self.procs]}
 
@@ -405,18 +313,7 @@ class TabularProcessor:
         self = cls(state["raw_cat_names"], state["raw_cont_names"], state["y_names"], procs=[],
                    y_block=state.get("y_block"), log_y=state.get("log_y", False),
                    scale_y=bool(state.get("scale_y", False)))
-        # models exported before target scaling: log (not log1p) and no standardisation
-        self.y_log = state.get("y_log", "log" if self.log_y else None)
-        if self.y_log not in (None, "log", "log1p"):
-            raise TabularDataError(f"Unknown target encoding y_log={self.y_log!r} in the model's data state.")
-        self.y_mean, self.y_std = _floats(state.get("y_mean"), "y_mean"), _floats(state.get("y_std"), "y_std")
-        if (self.y_mean is None) != (self.y_std is None) or (
-                self.y_mean is not None and not len(self.y_mean) == len(self.y_std) == len(state["y_names"])):
-            raise TabularDataError("The model's data state has target statistics y_mean/y_std that do not match "
-                                   "its target columns.")
-        if self.y_std is not None and not all(s > 0 for s in self.y_std):
-            raise TabularDataError("The model's data state has a target std <= 0.")
-        self.y_lo, self.y_hi = state.get("y_lo"), state.get("y_hi")
+        self.target = TargetEncoding.from_state(self.y_names, state)
         self.procs = sorted(procs, key=lambda p: p.order)
         self.cat_names, self.cont_names = list(state["cat_names"]), list(state["cont_names"])
         self.is_classification, self.classes = bool(state["is_classification"]), list(state["classes"])
@@ -482,8 +379,8 @@ class TabularDataLoaders(DataLoaders):
 
     def decode_y(self, y: torch.Tensor, log: bool = True) -> torch.Tensor:
         """Regression outputs or targets of the model's space back in the target's units (see
-        `TabularProcessor.decode_y_tensor`)."""
-        return self.proc.decode_y_tensor(y, log=log)
+        `TargetEncoding.decode_tensor`)."""
+        return self.proc.target.decode_tensor(y, log=log)
 
     @property
     def n_out(self) -> int:

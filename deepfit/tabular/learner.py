@@ -176,7 +176,7 @@ def _model_y_range(dls: TabularDataLoaders, y_range: tuple[float, float] | str |
     if isinstance(y_range, str):
         if y_range != "auto":
             raise ValueError(f"`y_range` must be (low, high), 'auto' or None; received {y_range!r}.")
-        auto = dls.proc.default_y_range()
+        auto = dls.proc.target.default_range()
         return None if auto is None else [auto[0], auto[1]]
     try:
         lo, hi = (float(v) for v in y_range)
@@ -184,8 +184,8 @@ def _model_y_range(dls: TabularDataLoaders, y_range: tuple[float, float] | str |
         raise ValueError(f"`y_range` must be (low, high), 'auto' or None; received {y_range!r}.") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"`y_range` must be two finite numbers low < high; received {y_range!r}.")
-    ends = [dls.proc.encode_y_value(v, j) for j in range(len(dls.y_names)) for v in (lo, hi)]
+    ends = [dls.proc.target.encode_value(v, j) for j in range(len(dls.y_names)) for v in (lo, hi)]
     if not all(math.isfinite(e) for e in ends):
         raise ValueError(f"`y_range` {y_range!r} reaches outside what the target encoding can represent "
-                         f"({dls.proc.y_log}: low must be > {0 if dls.proc.y_log == 'log' else -1}).")
+                         f"({dls.proc.target.log}: low must be > {0 if dls.proc.target.log == 'log' else -1}).")
     return [min(ends), max(ends)]  # one range for every output: the widest over the targets
