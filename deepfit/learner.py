@@ -27,7 +27,7 @@ from .losses import activation_for, decode_for
 from .metrics import Metric, to_metric
 from .optim import Adam, has_hyper, set_hyper
 from . import schedule as sched
-from .utils import atomic_path, check_positive, listify, to_device
+from .utils import atomic_path, check_positive, check_wd, listify, to_device
 
 __all__ = ["Learner", "params_of", "trainable_params"]
 
@@ -91,11 +91,12 @@ class Learner:
             if loss_func is None:
                 raise ValueError("`loss_func` is required: these DataLoaders do not suggest one.")
         check_positive("lr", lr)
+        check_wd(wd)
         self.dls, self.loss_func, self.opt_func, self.lr, self.wd = dls, loss_func, opt_func, lr, wd
         self.model = model.to(dls.device)
         self.splitter, self.train_bn, self.moms = splitter, train_bn, moms
         self.path, self.model_dir = Path(path), Path(model_dir)
-        self.metrics: list[Metric] = [to_metric(m) for m in listify(metrics)]
+        self.metrics: list[Metric] = [self.prepare_metric(to_metric(m)) for m in listify(metrics)]
         self.opt: torch.optim.Optimizer | None = None
         self.cbs: list[Callback] = []
         self._handlers: dict[str, list[Callable[[], None]]] = {}
@@ -115,6 +116,11 @@ class Learner:
         from .callbacks.training import TerminateOnNaN
         self.add_cbs([Recorder(), TerminateOnNaN()] + ([ProgressCallback()] if progress else []))
         self.add_cbs(listify(cbs))
+
+    def prepare_metric(self, metric: Metric) -> Metric:
+        """Hook for subclasses: adapt each metric given to the constructor (e.g. compute it in the
+        target's own units). The default returns it unchanged."""
+        return metric
 
     # ---- callbacks ------------------------------------------------------------------------------------
     def add_cb(self, cb: Callback) -> "Learner":
@@ -244,6 +250,7 @@ class Learner:
         """
         if not isinstance(n_epoch, (int, np.integer)) or n_epoch < 0:
             raise ValueError(f"`n_epoch` must be a non-negative integer; received n_epoch={n_epoch!r}.")
+        check_wd(wd)
         if len(self.dls.train) == 0:
             raise ValueError(f"The training loader yields no batch ({self.dls.train.n} rows, bs={self.dls.train.bs}, "
                              f"drop_last={self.dls.train.drop_last}); use a smaller batch size.")
@@ -404,10 +411,14 @@ class Learner:
         optimizer, the model's train/eval mode, the random number generators (torch's and the training
         loader's own, so later shuffling is as without the sweep) and the recorder. Returns suggestions
         (`valley`, `steep`, `minimum`); `learn.recorder.plot_lr_find()` plots loss against lr on a log
-        axis with them marked."""
-        from .callbacks.schedule import LRFinder
+        axis with them marked. A sweep too short for a curve (`num_it` < 7, or one that diverged at
+        once) suggests a tenth of the rate of its lowest loss, with a warning: never NaN."""
+        from .callbacks.schedule import MIN_LR_FIND_ITERS, LRFinder
         if not 0 < start_lr < end_lr:
             raise ValueError(f"lr_find needs 0 < start_lr < end_lr; received start_lr={start_lr}, end_lr={end_lr}.")
+        if not isinstance(num_it, (int, np.integer)) or num_it < 1:
+            raise ValueError(f"`num_it` must be a positive integer (batches of the sweep; at least "
+                             f"{MIN_LR_FIND_ITERS} for a real suggestion); received num_it={num_it!r}.")
         saved_model = copy.deepcopy(self.model.state_dict())
         had_opt = self.opt is not None
         saved_opt = copy.deepcopy(self.opt.state_dict()) if had_opt else None

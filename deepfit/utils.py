@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "default_device", "to_device", "listify", "check_positive", "atomic_path"]
+__all__ = ["set_seed", "default_device", "to_device", "listify", "check_positive", "check_wd", "atomic_path"]
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -69,6 +70,22 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"`{name}` must be {bound}; received {name}={value!r}.")
+
+
+def check_wd(wd: Any, name: str = "wd") -> None:
+    """Raise a ValueError naming `name` unless `wd` is None, a finite number >= 0 (weight decay) or a
+    sequence of such numbers (one per param group)."""
+    if wd is None:
+        return
+    values = list(np.ravel(wd)) if isinstance(wd, (list, tuple, np.ndarray, torch.Tensor)) else [wd]
+    for x in values:
+        try:
+            v = float(x)
+        except (TypeError, ValueError):
+            v = math.nan
+        if not (math.isfinite(v) and v >= 0) or isinstance(x, (str, bytes)):
+            raise ValueError(f"`{name}` must be a finite number >= 0 (or None, or one such number per param "
+                             f"group); received {name}={wd!r}.")
 
 
 def as_sequence(obj: Any) -> Sequence:

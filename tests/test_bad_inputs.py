@@ -100,6 +100,14 @@ def expect_error(capsys, argv, inputs=(), match: str = "", code: int = 2, out: P
     (["train", "collab", "{csv}", "--y-range", "5,1"], "LOW must be below HIGH"),
     (["train", "tabular", "{csv}", "--target", "label", "--delimiter", "::"], "expected one character"),
     (["train", "tabular", "{csv}", "--target", "label", "--encoding", "klingon"], "unknown --encoding 'klingon'"),
+    (["train", "tabular", "{csv}", "--target", "label", "--wd", "nan"], "argument --wd: must be a finite number >= 0"),
+    (["train", "tabular", "{csv}", "--target", "label", "--wd", "inf"], "argument --wd: must be a finite number >= 0"),
+    (["train", "tabular", "{csv}", "--target", "label", "--wd", "-0.1"], "argument --wd: must be a finite number >= 0"),
+    (["train", "collab", "{csv}", "--wd", "NaN"], "argument --wd: must be a finite number >= 0"),
+    (["train", "tabular", "{csv}", "--target", "label", "--lr-find-iters", "3"],
+     "argument --lr-find-iters: the learning-rate sweep needs at least 10 batches to suggest a rate (or 0"),
+    (["lr-find", "tabular", "{csv}", "--target", "label", "--num-it", "1"],
+     "argument --num-it: the learning-rate sweep needs at least 10 batches to suggest a rate, got 1"),
 ])
 def test_usage_errors(capsys, tmp_path, tab_csv, argv, match):
     argv = [a.replace("{csv}", str(tab_csv)) for a in argv]
@@ -232,6 +240,70 @@ def test_text_in_continuous_column(capsys, tmp_path):
     df.to_csv(p, index=False)
     expect_error(capsys, ["train", "tabular", p, "--target", "label", "--cat", "color", "--cont", "size"], [p],
                  "holds text that is not a number: 'n/a?'")
+
+
+@pytest.mark.parametrize("bad", ["1e300", "-1e300", "inf", "5e38"])
+def test_values_beyond_float32_name_the_column_and_file_lines(capsys, tmp_path, bad):
+    df = _table(60)
+    df["size"] = df["size"].astype(object)
+    df.loc[[3, 10], "size"] = bad
+    p = tmp_path / "huge.csv"
+    df.to_csv(p, index=False)
+    err = expect_error(capsys, ["train", "tabular", p, "--target", "label", "--out", tmp_path / "o", *FAST], [p],
+                       "huge.csv: continuous column 'size' holds 2 value(s) that are infinite or too large for 32-bit "
+                       "floats", out=tmp_path / "o")
+    assert "file lines 5, 12" in err and "clip" in err
+    # a regression target too
+    err = expect_error(capsys, ["train", "tabular", p, "--target", "size", "--out", tmp_path / "o", *FAST], [p],
+                       "target column 'size'", out=tmp_path / "o")
+    assert "file lines 5, 12" in err
+
+
+def test_predict_refuses_values_beyond_float32(capsys, tmp_path, models):
+    df = _table(20, seed=3).drop(columns=["label"])
+    df["size"] = df["size"].astype(object)
+    df.loc[6, "size"] = "1e300"
+    p = tmp_path / "new.csv"
+    df.to_csv(p, index=False)
+    out = tmp_path / "preds.csv"
+    err = expect_error(capsys, ["predict", models["tabular"], p, "--out", out], [p, models["tabular"]],
+                       "continuous column 'size'")
+    assert "file line 8" in err and not out.exists()
+
+
+@pytest.mark.parametrize("app", ["tabular", "collab"])
+def test_predict_never_writes_nan_predictions(capsys, tmp_path, models, monkeypatch, app):
+    import torch
+    import deepfit.export
+    real = deepfit.export.load_learner
+
+    def poisoned(*a, **kw):  # a model whose outputs are NaN for every row
+        learn = real(*a, **kw)
+        with torch.no_grad():
+            for prm in learn.model.parameters():
+                prm.fill_(float("nan"))
+        return learn
+    monkeypatch.setattr(deepfit.export, "load_learner", poisoned)
+    df = (_table(10, seed=4).drop(columns=["label"]) if app == "tabular"
+          else _ratings(10).drop(columns=["rating"]))
+    p = tmp_path / "new.csv"
+    df.to_csv(p, index=False)
+    out = tmp_path / "preds.csv"
+    err = expect_error(capsys, ["predict", models[app], p, "--out", out], [p, models[app]],
+                       "gives no usable prediction")
+    assert "10 row(s)" in err and "file lines 2, 3, 4, 5, 6, ..." in err and "nothing was written" in err
+    assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_log_y_with_negative_target_names_column_row_and_flag(capsys, tmp_path):
+    df = _table(60)
+    p = tmp_path / "neg.csv"
+    df.to_csv(p, index=False)
+    err = expect_error(capsys, ["train", "tabular", p, "--target", "size", "--log-y", "--out", tmp_path / "o", *FAST],
+                       [p], "the target column 'size' of neg.csv has", out=tmp_path / "o")
+    first = int(np.flatnonzero(df["size"].to_numpy() < 0)[0])
+    assert "negative value(s)" in err and f"file lines {first + 2}, " in err and "--log-y" in err
+    assert "log_y" not in err.replace("--log-y", "")
 
 
 def test_single_class_target(capsys, tmp_path):

@@ -242,12 +242,123 @@ def test_tabular_regression_and_explicit_columns(capsys, tmp_path, tab_csv):
 
 
 def test_lr_auto_uses_the_valley(capsys, tmp_path, tab_csv):
+    from deepfit.cli.tabular import TabularApp
+    from deepfit.cli.training import AUTO_LR_RANGE
     out = tmp_path / "auto"
     code, _, err = run_cli(capsys, "train", "tabular", tab_csv, "--target", "label", "--out", out, "--epochs", "1",
-                           "--lr", "auto", "--lr-find-iters", "30", "-q")
+                           "--lr", "auto", "--lr-find-iters", "60", "--bs", "16", "-q")
     assert code == 0, err
     s = json.loads((out / "run.json").read_text())["summary"]
-    assert s["lr"] == pytest.approx(s["lr_find"]["valley"]) and (out / "lr_find.png").is_file()
+    lo, hi = (TabularApp.default_lr * f for f in AUTO_LR_RANGE)
+    valley = s["lr_find"]["valley"]
+    assert s["lr"] == pytest.approx(min(max(valley, lo), hi)) and (out / "lr_find.png").is_file()
+    assert ("implausibly" in err) == (not lo <= valley <= hi)
+
+
+def test_lr_auto_with_a_short_sweep_on_collab_falls_back_and_warns(capsys, tmp_path):
+    # a small ratings table; the issue: a short sweep picked 6e-6 and trained a useless model silently
+    csv = make_ratings_csv(tmp_path / "r.csv", n_users=40, n_items=30, n=2000, seed=1)
+    out = tmp_path / "cf"
+    code, stdout, err = run_cli(capsys, "train", "collab", csv, "--user", "userId", "--item", "movieId", "--target",
+                                "rating", "--lr", "auto", "--lr-find-iters", "12", "--epochs", "4", "--out", out)
+    assert code == 0, err
+    from deepfit.cli.collab import CollabApp
+    assert "deepfit: warning: --lr auto: the learning-rate sweep recorded only 12 batches" in err
+    s = json.loads((out / "run.json").read_text())["summary"]
+    assert s["lr"] == CollabApp.default_lr and "--lr auto" in s["warnings"][0]
+    assert "--lr auto" in (out / "report.html").read_text()
+    # the model beats predicting the training mean on the validation rows
+    from deepfit.data.core import split_indices
+    r = pd.read_csv(csv)["rating"].to_numpy(dtype=float)
+    tr, va = split_indices(len(r), 0.2, 42)
+    base = float(np.sqrt(((r[va] - r[tr].mean()) ** 2).mean()))
+    assert s["final_metrics"]["rmse"] < 0.9 * base
+
+
+def test_choose_auto_lr_clamps_an_implausible_valley(capsys):
+    from types import SimpleNamespace
+    from deepfit.cli.training import MIN_AUTO_SWEEP, choose_auto_lr
+    con = Console(quiet=True)
+    n = MIN_AUTO_SWEEP
+    res = SimpleNamespace(lrs=np.geomspace(1e-7, 10, n), losses=np.linspace(2.0, 1.0, n), valley=6e-6, fallback=False)
+    assert choose_auto_lr(res, 5e-3, None, con) == pytest.approx(5e-3 / 3)
+    assert "implausibly low" in capsys.readouterr().err
+    res.valley = 2e-3
+    assert choose_auto_lr(res, 5e-3, None, con) == 2e-3 and "warning" not in capsys.readouterr().err
+    res.losses = np.full(n, 1.0)  # flat: nothing learned during the sweep
+    assert choose_auto_lr(res, 5e-3, None, con) == 5e-3 and "flat" in capsys.readouterr().err
+    res.losses, res.valley = np.linspace(2.0, 1.0, n), float("nan")
+    assert choose_auto_lr(res, 5e-3, None, con) == 5e-3 and "no valley" in capsys.readouterr().err
+
+
+# ---- targets with large values ------------------------------------------------------------------------
+def make_houses_csv(path: Path, n: int = 600, seed: int = 0) -> Path:
+    """price = 50,000 + 300 * sqft + noise (1e5..1e6 dollars), plus a neighbourhood premium."""
+    rng = np.random.default_rng(seed)
+    sqft = rng.uniform(500, 3000, n).round(0)
+    rooms = rng.integers(1, 6, n)
+    hood = rng.choice(["north", "south", "east", "west"], n)
+    price = 50_000 + 300 * sqft + 20_000 * (hood == "north") + rng.normal(0, 40_000, n)
+    pd.DataFrame({"sqft": sqft, "rooms": rooms, "hood": hood, "price": price.round(0)}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("lr", [None, "auto"])
+def test_house_prices_with_defaults_beat_the_mean(capsys, tmp_path, lr):
+    csv = make_houses_csv(tmp_path / "houses.csv")
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "tabular", csv, "--target", "price", "--out", out,
+                           *(["--lr", lr] if lr else []))
+    assert code == 0, err
+    df = pd.read_csv(csv)
+    from deepfit.data.core import split_indices
+    tr, va = split_indices(len(df), 0.2, 42)
+    y = df["price"].to_numpy(dtype=float)
+    s = json.loads((out / "run.json").read_text())["summary"]
+    # what was done to the target is said in the run's summary and report
+    assert s["target_encoding"].startswith("standardised") and f"{y[tr].mean():.6g}" in s["target_encoding"]
+    assert "standardised" in (out / "report.html").read_text()
+    # predictions are in dollars, and the reported rmse is numpy's on them
+    rows = tmp_path / "valid.csv"
+    df.iloc[va].drop(columns=["price"]).to_csv(rows, index=False)
+    code, _, err = run_cli(capsys, "predict", out / "model.safetensors", rows, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    p = pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy()
+    rmse = float(np.sqrt(((p - y[va]) ** 2).mean()))
+    assert s["final_metrics"]["rmse"] == pytest.approx(rmse, rel=1e-4)
+    r2 = 1 - ((p - y[va]) ** 2).sum() / ((y[va] - y[tr].mean()) ** 2).sum()
+    assert r2 > 0.5, (r2, s)
+
+
+def test_log_y_option(capsys, tmp_path):
+    csv = make_houses_csv(tmp_path / "houses.csv", n=300)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "tabular", csv, "--target", "price", "--log-y", "--out", out, *FAST)
+    assert code == 0, err
+    s = json.loads((out / "run.json").read_text())["summary"]
+    assert s["target_encoding"].startswith("log1p(y); standardised")
+    from deepfit import load_learner
+    learn = load_learner(out / "model.safetensors")
+    assert learn.dls.proc.target.log == "log1p" and learn.dls.log_y
+    code, stdout, _ = run_cli(capsys, "info", out / "model.safetensors", "--json")
+    d = json.loads(stdout)["data"]
+    assert d["log_y"] is True and d["target_mean"] == [pytest.approx(learn.dls.proc.target.mean[0])]
+
+
+def test_validation_loss_rise_is_a_warning_in_console_run_json_and_report(capsys, tmp_path):
+    from types import SimpleNamespace
+    from deepfit.cli.training import warn_valid_loss_rise
+    run = RunDir.create(tmp_path / "run")
+    log = [{"epoch": 0, "valid_loss": 0.5}, {"epoch": 1, "valid_loss": 0.2}, {"epoch": 2, "valid_loss": 0.9}]
+    warn_valid_loss_rise(SimpleNamespace(recorder=SimpleNamespace(log=log)), run, Console(quiet=True))
+    err = capsys.readouterr().err
+    assert "deepfit: warning: the validation loss ended at 0.9, more than 1.5x its best (0.2 at epoch 1)" in err
+    path = run.finish("t", {})
+    assert "more than 1.5x its best" in json.loads((path / "run.json").read_text())["summary"]["warnings"][0]
+    assert "more than 1.5x its best" in (path / "report.html").read_text()
+    run2 = RunDir.create(tmp_path / "run2")
+    warn_valid_loss_rise(SimpleNamespace(recorder=SimpleNamespace(log=log[:2])), run2, Console(quiet=True))
+    assert "warning" not in capsys.readouterr().err and "warnings" not in run2.summary
 
 
 def test_lr_find_command(capsys, tmp_path, tab_csv):

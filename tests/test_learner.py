@@ -234,6 +234,46 @@ def test_lr_find_stops_on_divergence(synth_learner):
     assert len(res.lrs) < 100  # stopped early, well before 1e4
 
 
+@pytest.mark.parametrize("num_it", [1, 2, 3, 6])
+def test_lr_find_too_short_never_suggests_nan(synth_learner, num_it):
+    learn = synth_learner(n=512, bs=16, opt_func=SGD)
+    with pytest.warns(UserWarning, match=f"only {num_it} usable batch"):
+        res = learn.lr_find(num_it=num_it)
+    assert res.fallback and len(res.lrs) == num_it
+    # a tenth of the rate with the lowest loss seen
+    best = res.lrs[int(np.argmin([float(v) for v in np.asarray(res.losses)]))] if num_it == 1 else None
+    for v in (res.valley, res.steep, res.minimum):
+        assert math.isfinite(v) and 1e-8 <= v <= 1
+    if best is not None:
+        assert res.valley == pytest.approx(best / 10)
+    with pytest.raises(ValueError, match="num_it"):
+        learn.lr_find(num_it=0)
+
+
+def test_lr_find_suggestions_from_few_or_no_points():
+    from deepfit.callbacks.schedule import suggest_lrs
+    lrs = np.array([1e-5, 1e-4, 1e-3])
+    with pytest.warns(UserWarning, match="only 3 usable"):
+        res = suggest_lrs(lrs, np.array([3.0, 2.0, 2.5]), np.array([3.0, 2.0, 2.5]))
+    assert res.valley == res.steep == res.minimum == pytest.approx(1e-5)
+    with pytest.warns(UserWarning, match="only 0 usable"):  # the first batch already diverged
+        res = suggest_lrs(np.array([1e-7]), np.array([np.inf]), np.array([np.inf]), start_lr=1e-7)
+    assert res.valley == pytest.approx(1e-7)
+
+
+@pytest.mark.parametrize("wd", [float("nan"), float("inf"), -0.1, "a lot"])
+def test_weight_decay_is_validated(synth_learner, wd):
+    learn = synth_learner(opt_func=SGD)
+    with pytest.raises(ValueError, match=r"`wd` must be a finite number >= 0"):
+        learn.fit(1, 1e-2, wd=wd)
+    with pytest.raises(ValueError, match=r"`wd` must be a finite number >= 0"):
+        learn.fit_one_cycle(1, 1e-2, wd=wd)
+    with pytest.raises(ValueError, match=r"`wd` must be a finite number >= 0"):
+        synth_learner(wd=wd)
+    learn.fit(1, 1e-2, wd=0.0)  # zero is fine
+    assert all(math.isfinite(float(p.detach().abs().sum())) for p in learn.model.parameters())
+
+
 def test_nan_guard(synth_learner):
     learn = synth_learner(opt_func=SGD)
     with pytest.raises(NonFiniteLossError, match="Lower the learning rate"):

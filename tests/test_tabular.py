@@ -2,6 +2,7 @@
 prediction on raw rows, export, interpretation and clear errors on bad tables."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 import deepfit
 from deepfit import CrossEntropyLoss, MSELoss, load_learner, set_seed
-from deepfit.metrics import accuracy
+from deepfit.metrics import accuracy, exp_rmspe, mae, rmse
 from deepfit.tabular import (Categorify, FillMissing, Normalize, TabularDataError, TabularDataLoaders,
                              TabularLearner, TabularModel, add_datepart, cont_cat_split, tabular_learner)
 from deepfit.tabular.model import emb_sz_rule, get_emb_sz
@@ -93,7 +94,12 @@ def test_preprocessing_is_fitted_on_training_rows_only():
     std = np.std(np.arange(1, 9))
     assert xn[:, 0].tolist() == pytest.approx([(1000 - 4.5) / std, (2000 - 4.5) / std])
     assert not dls.is_classification and isinstance(dls.default_loss, MSELoss)
-    assert y.dtype == torch.float32 and y.tolist() == [12.0, 13.5]
+    # regression targets are standardised with the training rows' statistics (0, 1.5, ..., 10.5)
+    ty = np.arange(8) * 1.5
+    assert proc.target.mean == [pytest.approx(ty.mean())] and proc.target.std == [pytest.approx(ty.std())]
+    assert y.dtype == torch.float32
+    assert y.tolist() == pytest.approx(((np.array([12.0, 13.5]) - ty.mean()) / ty.std()).tolist())
+    assert dls.decode_y(y).tolist() == pytest.approx([12.0, 13.5])
 
 
 def test_target_kind_inference_and_override():
@@ -303,23 +309,180 @@ def test_log_target_regression_with_exp_rmspe():
     df = pd.DataFrame({"store": store, "promo": promo, "sales": sales})
     dls = TabularDataLoaders.from_df(df, cat_names=["store", "promo"], cont_names=[], y_names="sales", log_y=True,
                                      seed=0, bs=64, device="cpu")
-    assert dls.train.tensors[2][:3].tolist() == pytest.approx(np.log(sales[dls.train_idx[:3]]).tolist(), rel=1e-6)
+    # log1p, then standardised with the training rows' statistics
+    ly = np.log1p(sales[dls.train_idx])
+    assert dls.proc.target.mean == [pytest.approx(ly.mean())] and dls.proc.target.std == [pytest.approx(ly.std())]
+    assert dls.train.tensors[2][:3].tolist() == pytest.approx(((ly[:3] - ly.mean()) / ly.std()).tolist(), rel=1e-5)
+    assert "log1p" in dls.proc.describe_target() and "standardised" in dls.proc.describe_target()
     set_seed(0)
-    ymax = float(np.log(sales.max()) * 1.2)
-    learn = tabular_learner(dls, layers=[32, 16], y_range=(0.0, ymax), progress=False)
-    assert [m.name for m in learn.metrics] == ["exp_rmspe"]
+    learn = tabular_learner(dls, layers=[32, 16], metrics=[exp_rmspe, rmse, mae], progress=False)
     learn.fit_one_cycle(8, 3e-2)
     assert learn.recorder.log[-1]["exp_rmspe"] < 0.1
-    preds, targs = learn.get_preds()
-    # exp_rmspe is the RMS of the relative error of exp(pred) against the true sales
-    rel = (np.exp(targs.double().numpy()) - np.exp(preds[:, 0].double().numpy())) / np.exp(targs.double().numpy())
-    assert learn.recorder.log[-1]["exp_rmspe"] == pytest.approx(float(np.sqrt((rel ** 2).mean())), rel=1e-4)
+    preds, targs = learn.get_preds()  # in the target's units (sales)
+    np.testing.assert_allclose(targs.double().numpy(), sales[dls.valid_idx], rtol=1e-5)
+    p, t = preds[:, 0].double().numpy(), targs.double().numpy()
+    # exp_rmspe: RMS of exp(log1p p - log1p t) - 1, i.e. of the relative error of (1 + pred) against (1 + sales)
+    rel = 1 - (1 + p) / (1 + t)
+    assert learn.recorder.log[-1]["exp_rmspe"] == pytest.approx(float(np.sqrt((rel ** 2).mean())), rel=1e-3)
+    # rmse and mae are in sales, not in the standardised log units
+    assert learn.recorder.log[-1]["rmse"] == pytest.approx(float(np.sqrt(((p - t) ** 2).mean())), rel=1e-3)
+    assert learn.recorder.log[-1]["mae"] == pytest.approx(float(np.abs(p - t).mean()), rel=1e-3)
     test = df.iloc[:5]
     out = dls.decode_preds(learn.get_preds(test)[0], test)
-    np.testing.assert_allclose(out["prediction"], np.exp(learn.get_preds(test)[0][:, 0].double().numpy()), rtol=1e-6)
+    raw = learn.get_preds(test, decode=False)[0][:, 0].double().numpy()
+    np.testing.assert_allclose(out["prediction"], np.expm1(raw * dls.proc.target.std[0] + dls.proc.target.mean[0]), rtol=1e-5)
     value, _, _ = learn.predict(test.iloc[0])
     assert value == pytest.approx(out["prediction"].iloc[0], rel=1e-5)
     assert abs(value - sales[0]) / sales[0] < 0.15
+
+
+def house_prices(n: int = 500, seed: int = 0) -> pd.DataFrame:
+    """price = 50,000 + 300 * sqft (+ a neighbourhood premium and noise): values about 1e5..1e6 dollars."""
+    rng = np.random.default_rng(seed)
+    sqft = rng.uniform(500, 3000, n).round(0)
+    hood = rng.choice(["north", "south", "east"], n)
+    price = 50_000 + 300 * sqft + 30_000 * (hood == "north") + rng.normal(0, 30_000, n)
+    return pd.DataFrame({"sqft": sqft, "hood": hood, "price": price.round(0)})
+
+
+def test_large_regression_targets_are_standardised_and_decoded(tmp_path):
+    df = house_prices()
+    dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", seed=0, bs=64,
+                                     device="cpu")
+    ytr = df["price"].to_numpy()[dls.train_idx]
+    yva = df["price"].to_numpy()[dls.valid_idx]
+    assert dls.proc.target.mean == [pytest.approx(ytr.mean())] and dls.proc.target.std == [pytest.approx(ytr.std())]
+    assert "standardised" in dls.proc.describe_target() and f"{ytr.mean():.6g}" in dls.proc.describe_target()
+    np.testing.assert_allclose(dls.valid.tensors[2].double().numpy(), (yva - ytr.mean()) / ytr.std(), rtol=1e-5,
+                               atol=1e-6)
+    set_seed(0)
+    learn = tabular_learner(dls, layers=[64, 32], metrics=[rmse, mae, deepfit.metrics.r2_score], progress=False)
+    # y_range "auto": the standardised training range widened by 20% of its width on each side
+    lo, hi = (ytr.min() - ytr.mean()) / ytr.std(), (ytr.max() - ytr.mean()) / ytr.std()
+    assert learn.model.y_range == pytest.approx([lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo)], rel=1e-5)
+    learn.fit_one_cycle(5, 1e-2)
+    preds, targs = learn.get_preds()
+    p = preds[:, 0].double().numpy()
+    np.testing.assert_allclose(targs.double().numpy(), yva, rtol=1e-6)  # targets in dollars
+    log = learn.recorder.log[-1]
+    # metrics in dollars, equal to numpy's on the decoded predictions
+    assert log["rmse"] == pytest.approx(float(np.sqrt(((p - yva) ** 2).mean())), rel=1e-4)
+    assert log["mae"] == pytest.approx(float(np.abs(p - yva).mean()), rel=1e-4)
+    r2 = 1 - ((p - yva) ** 2).sum() / ((yva - yva.mean()) ** 2).sum()
+    assert log["r2_score"] == pytest.approx(float(r2), rel=1e-4)
+    assert r2 > 0.5 and log["rmse"] > 1000  # a useful model, scored in dollars (not standardised units)
+    # the loss stays in the model's units: the mean squared error of the standardised values
+    raw = learn.get_preds(decode=False)[0][:, 0].double().numpy()
+    np.testing.assert_allclose(raw * ytr.std() + ytr.mean(), p, rtol=1e-5)
+    assert log["valid_loss"] == pytest.approx(float((((yva - ytr.mean()) / ytr.std() - raw) ** 2).mean()), rel=1e-3)
+    # permutation importance scored with a metric: in dollars too
+    fi = learn.feature_importance(metric=rmse, greater_is_better=False)
+    assert fi["baseline"].iloc[0] == pytest.approx(log["rmse"], rel=1e-4)
+    # predict, predict_df and an exported model all answer in dollars
+    value, _, _ = learn.predict(df.iloc[dls.valid_idx[0]])
+    assert value == pytest.approx(p[0], rel=1e-5)
+    np.testing.assert_allclose(learn.predict_df(df.iloc[dls.valid_idx])["prediction"], p, rtol=1e-5)
+    loaded = load_learner(learn.export(tmp_path / "houses.safetensors"))
+    np.testing.assert_allclose(loaded.get_preds(df.iloc[dls.valid_idx])[0][:, 0].double().numpy(), p, rtol=1e-5)
+    assert loaded.predict(df.iloc[dls.valid_idx[0]])[0] == pytest.approx(value, rel=1e-5)
+
+
+def test_scale_y_false_and_explicit_y_range_in_target_units():
+    df = house_prices(200)
+    dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", seed=0,
+                                     scale_y=False, device="cpu")
+    assert not dls.y_scaled and dls.proc.target.mean is None
+    np.testing.assert_allclose(dls.train.tensors[2].double().numpy(), df["price"].to_numpy()[dls.train_idx], rtol=1e-6)
+    assert tabular_learner(dls, y_range=None, progress=False).model.y_range is None
+    dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", seed=0,
+                                     device="cpu")
+    m, s = dls.proc.target.mean[0], dls.proc.target.std[0]
+    learn = tabular_learner(dls, y_range=(0, 2e6), progress=False)  # given in dollars
+    assert learn.model.y_range == pytest.approx([(0 - m) / s, (2e6 - m) / s])
+    with pytest.raises(ValueError, match="y_range"):
+        tabular_learner(dls, y_range=(5, 1), progress=False)
+    cls = TabularDataLoaders.from_df(make_table(100), cat_names=["color"], cont_names=["x"], y_names="label",
+                                     device="cpu")
+    assert tabular_learner(cls, progress=False).model.y_range is None  # classification: no range
+
+
+def test_target_encoding_state_round_trip_and_older_states():
+    from deepfit.tabular.data import TabularProcessor
+    df = house_prices(100)
+    dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", log_y=True,
+                                     seed=0, device="cpu")
+    state = dls.proc.state()
+    back = TabularProcessor.from_state(json.loads(json.dumps(state)))
+    assert (back.target.log, back.target.mean, back.target.std) == ("log1p", dls.proc.target.mean, dls.proc.target.std)
+    y = np.array([[1.5], [-0.3]])
+    np.testing.assert_allclose(back.decode_y(y), np.expm1(y * state["y_std"][0] + state["y_mean"][0]))
+    # a model exported before target scaling: log_y meant log (decoded with exp), no standardisation
+    old = {k: v for k, v in state.items() if k not in ("y_log", "scale_y", "y_mean", "y_std", "y_lo", "y_hi")}
+    old_proc = TabularProcessor.from_state(old)
+    assert old_proc.target.log == "log" and old_proc.target.mean is None
+    np.testing.assert_allclose(old_proc.decode_y(y), np.exp(y))
+    for bad in ({"y_mean": [1.0], "y_std": None}, {"y_mean": ["a"], "y_std": [1.0]}, {"y_std": [0.0]},
+                {"y_log": "sqrt"}):
+        with pytest.raises(TabularDataError):
+            TabularProcessor.from_state({**state, **bad})
+
+
+def test_log_y_refuses_negative_targets_naming_column_and_row():
+    df = house_prices(50)
+    df.loc[7, "price"] = -3.0
+    with pytest.raises(TabularDataError, match=r"'price'.*negative.*-3.*row\(s\) \[7\].*log_y"):
+        TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", log_y=True,
+                                   device="cpu")
+    df.loc[7, "price"] = 0.0  # log1p(0) = 0: zero is allowed
+    dls = TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", log_y=True,
+                                     valid_idx=[], device="cpu")
+    assert dls.proc.target.log == "log1p"
+    assert dls.proc.decode_y(dls.train.tensors[2].numpy())[7] == pytest.approx(0, abs=1e-2)
+
+
+@pytest.mark.parametrize("bad", [1e300, -1e300, np.inf, 5e38])
+def test_values_beyond_float32_name_the_column_and_rows(bad):
+    df = house_prices(60)
+    df["sqft"] = df["sqft"].astype(float)
+    df.loc[[4, 9], "sqft"] = bad
+    with pytest.raises(TabularDataError, match=r"'sqft'.*2 value\(s\).*too large for 32-bit.*rows 4, 9.*clip"):
+        TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["sqft"], y_names="price", device="cpu")
+    # a regression target too
+    with pytest.raises(TabularDataError, match=r"Target column 'sqft'.*rows 4, 9"):
+        TabularDataLoaders.from_df(df, cat_names=["hood"], cont_names=["price"], y_names="sqft", device="cpu")
+    # the same check on new rows at predict time
+    good = house_prices(60)
+    dls = TabularDataLoaders.from_df(good, cat_names=["hood"], cont_names=["sqft"], y_names="price", device="cpu")
+    with pytest.raises(TabularDataError, match=r"'sqft'.*rows 4, 9"):
+        dls.test_dl(df)
+
+
+def test_value_that_overflows_once_normalised_is_an_error():
+    df = pd.DataFrame({"x": np.linspace(0, 1e-3, 40), "y": np.arange(40.0)})
+    dls = TabularDataLoaders.from_df(df, cont_names=["x"], cat_names=[], y_names="y", device="cpu")
+    new = pd.DataFrame({"x": [0.0, 3e38]}, index=[10, 11])  # representable, but / std ~3e-4 overflows float32
+    with pytest.raises(TabularDataError, match=r"'x'.*not finite once normalised.*row 11"):
+        dls.test_dl(new)
+
+
+def test_warns_when_validation_loss_ends_far_above_its_best():
+    from deepfit.callbacks import Callback
+    from deepfit.callbacks.recorder import ValidLossWarning, valid_loss_rise
+
+    class SpoilLastEpoch(Callback):
+        def after_train(self):
+            if self.learner.epoch == self.learner.n_epoch - 1:
+                with torch.no_grad():
+                    self.learner.model.layers[-1][0].weight.mul_(-30.0)  # confidently wrong
+
+    dls = TabularDataLoaders.from_df(make_table(300), cat_names=["color"], cont_names=["x"], y_names="label",
+                                     seed=0, device="cpu")
+    learn = tabular_learner(dls, layers=[16], progress=False)
+    with pytest.warns(ValidLossWarning, match=r"more than 1.5x its best"):
+        learn.fit(3, 1e-3, cbs=[SpoilLastEpoch()])
+    assert valid_loss_rise([{"epoch": 0, "valid_loss": 1.0}, {"epoch": 1, "valid_loss": 1.4}]) is None
+    assert valid_loss_rise([{"epoch": 0, "valid_loss": 1.0}, {"epoch": 1, "valid_loss": 1.6}]) == (0, 1.0, 1.6)
+    assert valid_loss_rise([{"epoch": 0, "valid_loss": 1.0}, {"epoch": 1, "valid_loss": float("nan")}])[0] == 0
 
 
 # ---- export ----------------------------------------------------------------------------------------------

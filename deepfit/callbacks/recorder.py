@@ -1,7 +1,9 @@
 """Recorder: losses, hyper-parameters and metrics of every batch and epoch, with plots."""
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,31 @@ from ..optim import get_hyper, has_hyper
 from ..plotting import finish_figure, pyplot
 from .core import Callback
 
-__all__ = ["Recorder", "smooth_losses"]
+__all__ = ["Recorder", "smooth_losses", "ValidLossWarning", "valid_loss_rise", "VALID_LOSS_RISE"]
+
+VALID_LOSS_RISE = 1.5
+"""A fit whose last validation loss is more than this many times its best one gets a warning."""
+
+
+class ValidLossWarning(UserWarning):
+    """The validation loss ended far above its best epoch (the model got worse late in training)."""
+
+
+def valid_loss_rise(log: list[dict[str, Any]], factor: float = VALID_LOSS_RISE) -> tuple[int, float, float] | None:
+    """`(best epoch, best valid_loss, last valid_loss)` when the last epoch's validation loss is more
+    than `factor` times the best epoch's (or not finite while an earlier one was); else None."""
+    vals = [(int(r.get("epoch", i)), float(r["valid_loss"])) for i, r in enumerate(log)
+            if isinstance(r.get("valid_loss"), (int, float))]
+    finite = [(e, v) for e, v in vals if math.isfinite(v)]
+    if len(vals) < 2 or not finite:
+        return None
+    best_e, best = min(finite, key=lambda ev: ev[1])
+    last = vals[-1][1]
+    if best_e == vals[-1][0]:
+        return None
+    if not math.isfinite(last) or (best >= 0 and last > factor * best):
+        return best_e, best, last
+    return None
 
 
 def smooth_losses(losses: np.ndarray, beta: float = 0.98, avg: float = 0.0, start: int = 0) -> tuple[np.ndarray, float]:
@@ -118,6 +144,15 @@ class Recorder(Callback):
         row.update(self.last_valid)
         row["time"] = time.perf_counter() - self._te
         self.log.append(row)
+
+    def after_fit(self) -> None:
+        rise = valid_loss_rise(self.log)
+        if rise is not None and not getattr(self.learner, "_quiet_fit", False):
+            e, best, last = rise
+            warnings.warn(f"The validation loss ended at {last:.4g}, more than {VALID_LOSS_RISE}x its best "
+                          f"({best:.4g} at epoch {e}): the model got worse late in training. Try a lower learning "
+                          "rate, fewer epochs, or SaveBestModel to keep the best epoch's weights.",
+                          ValidLossWarning, stacklevel=2)
 
     # ---- checkpoint state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

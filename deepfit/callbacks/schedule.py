@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -11,7 +12,11 @@ import torch
 from ..optim import set_hyper
 from .core import Callback, CancelFit, CancelValidate
 
-__all__ = ["ParamScheduler", "LRFinder", "SuggestedLRs"]
+__all__ = ["ParamScheduler", "LRFinder", "SuggestedLRs", "MIN_LR_FIND_ITERS"]
+
+MIN_LR_FIND_ITERS = 10
+"""Fewest batches `lr_find` accepts: the suggestions smooth the losses over at least 5 batches and need
+a descent to look at."""
 
 
 class ParamScheduler(Callback):
@@ -74,6 +79,7 @@ class SuggestedLRs:
         valley: where the loss is halfway down the descent that ends at the lowest loss (the default).
         steep: where the loss falls fastest against log(lr) on that descent.
         minimum: the lr of the lowest loss divided by 10.
+        fallback: True when the sweep was too short for a curve and all three are that minimum.
     """
 
     lrs: np.ndarray
@@ -81,6 +87,7 @@ class SuggestedLRs:
     valley: float = float("nan")
     steep: float = float("nan")
     minimum: float = float("nan")
+    fallback: bool = False
 
     def suggestions(self) -> dict[str, float]:
         """The three suggested learning rates by name: valley, steep, minimum."""
@@ -98,7 +105,8 @@ def centered_average(values: np.ndarray, window: int) -> tuple[np.ndarray, np.nd
     return avg, np.arange(len(avg)) + window // 2
 
 
-def suggest_lrs(lrs: np.ndarray, losses: np.ndarray, raw_losses: np.ndarray | None = None) -> SuggestedLRs:
+def suggest_lrs(lrs: np.ndarray, losses: np.ndarray, raw_losses: np.ndarray | None = None,
+                start_lr: float | None = None) -> SuggestedLRs:
     """Compute the three suggestions from a sweep (see `SuggestedLRs`).
 
     Args:
@@ -108,15 +116,32 @@ def suggest_lrs(lrs: np.ndarray, losses: np.ndarray, raw_losses: np.ndarray | No
             these over a tenth of the sweep: the exponential average lags and, early in the sweep, rests
             on a handful of batches, so on noisy losses (small batches of ratings) its lowest point can
             fall at the very start. Without raw losses the smoothed ones are used.
+        start_lr: the sweep's first rate, suggested (with a warning) when no batch gave a finite loss.
+
+    Too few usable batches for the curve (fewer than 7): every suggestion is a tenth of the rate of the
+    lowest loss seen, `fallback` is set and a warning is issued; suggestions are NaN only when there
+    is nothing at all to go on (no batch and no `start_lr`).
     """
     lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
     res = SuggestedLRs(lrs, losses)
     base = losses if raw_losses is None else np.asarray(raw_losses, float)
     n_ok = int(np.argmax(~np.isfinite(base))) if not np.isfinite(base).all() else len(base)
-    if n_ok < 3:
-        return res
-    curve, centre = centered_average(base[:n_ok], max(5, n_ok // 10) if raw_losses is not None else 1)
+    curve, centre = centered_average(base[:n_ok], max(5, n_ok // 10) if raw_losses is not None else 1) \
+        if n_ok else (np.zeros(0), np.zeros(0, dtype=int))
     if len(curve) < 3:
+        # too few usable batches for a curve (a very short sweep, or one that diverged at once): fall back
+        # to a tenth of the rate of the lowest loss seen, or of the first rate tried, never NaN
+        if n_ok:
+            lr = float(lrs[int(np.argmin(base[:n_ok]))] / 10)
+        elif start_lr is not None:
+            lr = float(start_lr)
+        else:
+            return res
+        res.valley = res.steep = res.minimum = lr
+        res.fallback = True
+        warnings.warn(f"lr_find recorded only {n_ok} usable batch(es), too few to find a valley; suggesting {lr:.3g} "
+                      f"(a tenth of the rate with the lowest loss). Sweep more batches (num_it >= "
+                      f"{MIN_LR_FIND_ITERS}) or start lower (start_lr).", stacklevel=2)
         return res
     log_lr = np.log(lrs[centre])
     i_min = int(np.argmin(curve))
@@ -187,4 +212,5 @@ class LRFinder(Callback):
         raise CancelValidate()
 
     def after_fit(self) -> None:
-        self.result = suggest_lrs(np.array(self.lrs), np.array(self.losses), np.array(self.raw_losses))
+        self.result = suggest_lrs(np.array(self.lrs), np.array(self.losses), np.array(self.raw_losses),
+                                  start_lr=self.start_lr)

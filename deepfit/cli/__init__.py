@@ -27,7 +27,8 @@ from typing import Any, Iterator, Sequence
 from ..utils import atomic_path
 from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError,
                    Console, RunDir, RunInterrupted, add_common_train_arguments, add_csv_arguments,
-                   add_loader_arguments, check_input_file, positive_int, read_table)
+                   MIN_LR_FIND_ITERS, add_loader_arguments, check_input_file, positive_int, read_table,
+                   sweep_iters)
 from .collab import CollabApp
 from .tabular import TabularApp
 
@@ -130,7 +131,8 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
         add_csv_arguments(pf)
         add_loader_arguments(pf, app.default_bs)
         g = pf.add_argument_group("learning-rate finder")
-        g.add_argument("--num-it", type=positive_int, default=100, help="batches in the sweep (default: %(default)s)")
+        g.add_argument("--num-it", type=sweep_iters, default=100,
+                       help=f"batches in the sweep (at least {MIN_LR_FIND_ITERS}; default: %(default)s)")
         g.add_argument("--plot", type=Path, default=None, metavar="PNG", help="also save the loss/lr plot here")
         pf.set_defaults(func=_cmd_lr_find, app=app)
 
@@ -381,6 +383,7 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
         raise
     except ValueError as e:
         raise CLIError(f"cannot predict {args.file} with {model}: {e}") from None
+    _check_finite_predictions(preds, df, args, model)
     if args.only_predictions:
         new_cols = [c for c in preds.columns if c not in df.columns]
         preds = preds[new_cols]
@@ -396,6 +399,28 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
         raise
     console.result(f"wrote {len(preds):,} predictions to {out}")
     return EXIT_OK
+
+
+def _check_finite_predictions(preds: Any, df: Any, args: argparse.Namespace, model: Path) -> None:
+    """Refuse to write predictions that are not numbers (NaN, infinite): they would read as answers."""
+    import numpy as np
+    import pandas as pd
+    bad = np.zeros(len(preds), dtype=bool)
+    cols = []
+    for c in preds.columns:
+        if c in df.columns or not pd.api.types.is_numeric_dtype(preds[c].dtype):
+            continue
+        nf = ~np.isfinite(preds[c].to_numpy(dtype="float64", na_value=np.nan))
+        if nf.any():
+            bad |= nf
+            cols.append(str(c))
+    if bad.any():
+        lines = np.flatnonzero(bad) + (2 if args.header else 1)
+        shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+        raise CLIError(f"{model} gives no usable prediction ({', '.join(cols)} not a number) for {int(bad.sum())} "
+                       f"row(s) "
+                       f"of {args.file} (file line{'s' if len(lines) > 1 else ''} {shown}); nothing was written. Check "
+                       "those rows for extreme values, and that the model was trained without errors")
 
 
 def describe_model(model: Path) -> dict[str, Any]:

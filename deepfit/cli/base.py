@@ -35,6 +35,7 @@ __all__ = ["CLIError", "RunInterrupted", "Console", "read_table", "check_columns
            "COMPLETE_MARKER", "STATUS_FILE"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MIN_LR_FIND_ITERS = 10  # = deepfit.callbacks.schedule.MIN_LR_FIND_ITERS (not imported here: torch loads lazily)
 INCOMPLETE_SUFFIX = ".incomplete"
 COMPLETE_MARKER = "COMPLETE"
 STATUS_FILE = "STATUS"
@@ -86,6 +87,17 @@ def positive_float(text: str) -> float:
     return v
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (e.g. `--wd`)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v >= 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
 def fraction(text: str) -> float:
     """argparse type: a number strictly between 0 and 1."""
     try:
@@ -95,6 +107,22 @@ def fraction(text: str) -> float:
     if not 0 < v < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
     return v
+
+
+def lr_find_iters(text: str, allow_zero: bool = True) -> int:
+    """argparse type for the learning-rate sweep's length: 0 (no sweep, where allowed) or at least
+    `MIN_LR_FIND_ITERS` batches (fewer cannot give a suggestion)."""
+    v = _whole_number(text, 0, ">= 0")
+    if v < MIN_LR_FIND_ITERS and not (allow_zero and v == 0):
+        zero = " (or 0 to skip the sweep)" if allow_zero else ""
+        raise argparse.ArgumentTypeError(f"the learning-rate sweep needs at least {MIN_LR_FIND_ITERS} batches to "
+                                         f"suggest a rate{zero}, got {v}")
+    return v
+
+
+def sweep_iters(text: str) -> int:
+    """argparse type for `lr-find --num-it`: at least `MIN_LR_FIND_ITERS` batches."""
+    return lr_find_iters(text, allow_zero=False)
 
 
 def parse_lr(text: str) -> float | str:
@@ -183,10 +211,10 @@ def add_common_train_arguments(p: argparse.ArgumentParser, default_lr: float, de
     g.add_argument("--lr", type=parse_lr, default=default_lr,
                    help="maximum learning rate of the one-cycle schedule, or 'auto' to use the valley "
                         "suggestion of lr_find (default: %(default)s)")
-    g.add_argument("--wd", type=float, default=None, help="weight decay (default: the learner's)")
-    g.add_argument("--lr-find-iters", type=non_negative_int, default=100, metavar="N",
-                   help="batches of the learning-rate sweep plotted in the report; 0 skips it "
-                        "(default: %(default)s)")
+    g.add_argument("--wd", type=non_negative_float, default=None, help="weight decay (default: the learner's)")
+    g.add_argument("--lr-find-iters", type=lr_find_iters, default=100, metavar="N",
+                   help=f"batches of the learning-rate sweep plotted in the report (at least {MIN_LR_FIND_ITERS}); "
+                        "0 skips it (default: %(default)s)")
     add_run_arguments(p)
 
 

@@ -36,6 +36,7 @@ class DigitsReport(Application):
 
     name = "demo"
     dls_classes = DEMO_DLS
+    default_lr = 3e-3  # the demo's --lr default (what --lr auto falls back to)
 
     def report(self, prepared: Prepared, run: RunDir, console: Console) -> None:
         import torch

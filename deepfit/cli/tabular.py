@@ -51,6 +51,9 @@ class TabularApp(Application):
                        help="integer columns with more distinct values than this are continuous (default: %(default)s)")
         g.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                        help="what to do with the target (default: %(default)s: decided from its values)")
+        g.add_argument("--log-y", action="store_true",
+                       help="regression: train on log(1 + target) (prices, sales, counts: values >= 0 spread over "
+                            "orders of magnitude); predictions are turned back into the target's units")
         m = p.add_argument_group("model")
         m.add_argument("--layers", type=int_list, default=[200, 100], metavar="N,N",
                        help="hidden layer sizes (default: 200,100)")
@@ -94,13 +97,28 @@ class TabularApp(Application):
                            f"value(s) (file lines {', '.join(map(str, rows))}{', ...' if y.isna().sum() > 5 else ''}); "
                            "drop or fill those rows")
         y_block = None if args.task == "auto" else args.task
+        check_numbers(df, conts, args, source)
+        if args.task != "classification":
+            check_numbers(df, [args.target], args, source, role="Target column", only_numeric=True)
+        if args.log_y:
+            import numpy as np
+            import pandas as pd
+            yv = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            neg = np.flatnonzero(yv < 0)
+            if len(neg):
+                first = 2 if args.header else 1
+                lines = ", ".join(str(i + first) for i in neg[:5]) + (", ..." if len(neg) > 5 else "")
+                raise CLIError(f"the target column {args.target!r} of {source} has {len(neg)} negative value(s) "
+                               f"(e.g. {yv[neg[0]]:g}; file line{'s' if len(neg) > 1 else ''} {lines}), so --log-y "
+                               "cannot take log(1 + y); drop those rows or train without --log-y")
         try:
             with console.step("preprocessing"):
                 dls = TabularDataLoaders.from_df(df, cat_names=cats, cont_names=conts, y_names=args.target,
                                                  y_block=y_block, valid_pct=args.valid_pct, seed=args.seed,
-                                                 bs=args.bs, device=args.device)
+                                                 bs=args.bs, device=args.device, log_y=args.log_y)
         except TabularDataError as e:
-            raise CLIError(f"{source}: {e}") from None
+            msg = str(e).replace("train without log_y", "train without --log-y").replace("`log_y`", "--log-y")
+            raise CLIError(f"{source}: {msg}") from None
         if len(dls.train) == 0:
             raise CLIError(f"{source} has too few training rows ({dls.train.n}) for --bs {args.bs}")
         metric = accuracy if dls.is_classification else rmse
@@ -114,6 +132,9 @@ class TabularApp(Application):
                                  "rows": len(df)}
         if dls.is_classification:
             facts["classes"] = [str(c) for c in dls.classes]
+        else:
+            facts["target_encoding"] = dls.proc.describe_target()
+            console.info(f"target {args.target!r}: {facts['target_encoding']}")
         return Prepared(learn, desc, facts, task, extra={"df": df})
 
     def report(self, prepared: Prepared, run: RunDir, console: Console) -> None:
@@ -182,6 +203,7 @@ class TabularApp(Application):
                     ex = ", ".join(repr(v) for v in unseen.unique()[:3])
                     Console().warn(f"column {c!r}: {len(unseen)} row(s) hold values the model never saw in training "
                                    f"(e.g. {ex}); they are predicted as an unknown category")
+        check_numbers(df, dls.cont_names, args, source)
         dl = dls.test_dl(df, with_labels=False)
         preds, _ = learn.get_preds(dl=dl)
         return dls.decode_preds(preds, df)
@@ -197,7 +219,34 @@ class TabularApp(Application):
         for k in ("is_classification", "log_y"):
             if k in proc:
                 out[k] = proc[k]
+        if proc.get("y_mean") is not None:  # regression targets standardised for the model
+            out["target_mean"], out["target_std"] = proc["y_mean"], proc.get("y_std")
         return out or state
+
+
+def check_numbers(df: "pd.DataFrame", cols: list[str], args: argparse.Namespace, source: str,
+                  role: str = "Continuous column", only_numeric: bool = False) -> None:
+    """Fail (naming the column and the file lines) when a numeric column holds values a model cannot
+    use: infinite, or beyond float32's range (such as 1e300), which would overflow the normalisation.
+    Text is left to the later checks; `only_numeric` skips columns that are not mostly numbers."""
+    import numpy as np
+    import pandas as pd
+    from ..tabular.transforms import bad_values_message, unusable_values
+    first_line = 2 if getattr(args, "header", True) else 1
+    for c in cols:
+        if c not in df.columns:
+            continue
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        x = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        if only_numeric and np.isnan(x).mean() > 0.5:
+            continue
+        bad = unusable_values(x)
+        if bad.any():
+            lines = np.arange(len(df)) + first_line
+            msg = bad_values_message(c, x, lines, bad, role=role, row_word="file line")
+            raise CLIError(f"{source}: {msg[0].lower() + msg[1:]}")
 
 
 def _takes_fi(learn: Any) -> bool:

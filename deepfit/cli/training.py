@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ..callbacks.recorder import VALID_LOSS_RISE, ValidLossWarning, valid_loss_rise
 from ..utils import atomic_path
 from .base import CLIError, Console, Prepared, ReportItem, RunDir
 
@@ -14,7 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..learner import Learner
     from .base import Application
 
-__all__ = ["standard_train", "run_lr_find", "checkpoint_callbacks", "quiet_learner"]
+__all__ = ["standard_train", "run_lr_find", "checkpoint_callbacks", "quiet_learner", "add_warning",
+           "warn_valid_loss_rise", "choose_auto_lr"]
 
 
 def quiet_learner(learn: "Learner", console: Console) -> None:
@@ -26,8 +31,12 @@ def quiet_learner(learn: "Learner", console: Console) -> None:
 
 def run_lr_find(learn: "Learner", num_it: int, console: Console) -> Any:
     """Run the learning-rate sweep (weights are restored afterwards) and return its suggestions."""
-    with console.step("lr_find"):
+    with console.step("lr_find"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a fallback is said below, as a console warning
         res = learn.lr_find(num_it=num_it)
+    if getattr(res, "fallback", False):
+        console.warn(f"lr_find: the sweep recorded only {len(res.lrs)} usable batch(es) (the loss diverged), too "
+                     "few to find a valley; its suggestions are a tenth of the rate of the lowest loss")
     console.info(f"lr_find: valley {res.valley:.3g}, steep {res.steep:.3g}, minimum {res.minimum:.3g}")
     return res
 
@@ -84,6 +93,62 @@ def _rewrite_metrics(learn: "Learner", path: Any) -> None:
             w.writerow(row)
 
 
+def add_warning(run: RunDir, console: Console, msg: str) -> None:
+    """A warning on the console, in run.json (`summary.warnings`) and at the top of the report."""
+    console.warn(msg)
+    run.summary.setdefault("warnings", []).append(msg)
+    run.items.insert(0, ReportItem("text", "Warning", msg))
+
+
+def warn_valid_loss_rise(learn: "Learner", run: RunDir, console: Console) -> None:
+    """Warn when the last epoch's validation loss ended far above the best epoch's."""
+    rise = valid_loss_rise(learn.recorder.log)
+    if rise is not None:
+        e, best, last = rise
+        add_warning(run, console, f"the validation loss ended at {last:.4g}, more than {VALID_LOSS_RISE}x its best "
+                                  f"({best:.4g} at epoch {e}): the model got worse late in training; try a lower "
+                                  "--lr or fewer --epochs")
+
+
+MIN_AUTO_SWEEP = 50
+"""`--lr auto` trusts a sweep of at least this many batches; a shorter one falls back to the default lr."""
+AUTO_LR_RANGE = (1 / 3, 10.0)
+"""`--lr auto` keeps the valley within these multiples of the application's default lr."""
+
+
+def choose_auto_lr(res: Any, default_lr: float, run: RunDir | None, console: Console) -> float:
+    """The learning rate for `--lr auto`: lr_find's valley when the sweep can be trusted, clamped into
+    `AUTO_LR_RANGE` times the application's default lr; the default lr when the sweep was too short
+    (fewer than `MIN_AUTO_SWEEP` batches recorded), gave no valley, or was flat. Every fallback and
+    clamp is a warning (console, run.json, report)."""
+    def fallback(why: str) -> float:
+        msg = f"--lr auto: {why}; using the default --lr {default_lr:g} instead"
+        add_warning(run, console, msg) if run is not None else console.warn(msg)
+        return float(default_lr)
+
+    n = len(getattr(res, "lrs", ()))
+    if n < MIN_AUTO_SWEEP:
+        return fallback(f"the learning-rate sweep recorded only {n} batches (it needs at least {MIN_AUTO_SWEEP}; "
+                        "raise --lr-find-iters, or it stopped early because the loss diverged)")
+    valley = res.valley
+    if not (isinstance(valley, float) and math.isfinite(valley) and valley > 0) or getattr(res, "fallback", False):
+        return fallback("the learning-rate sweep found no valley")
+    losses = np.asarray(res.losses, dtype=float)
+    ok = losses[np.isfinite(losses)]
+    if len(ok) and (ok.max() - ok.min()) <= 0.01 * abs(ok.max()):
+        return fallback("the loss hardly changed during the learning-rate sweep (flat), so it suggests nothing")
+    lo, hi = default_lr * AUTO_LR_RANGE[0], default_lr * AUTO_LR_RANGE[1]
+    if not lo <= valley <= hi:
+        lr = min(max(valley, lo), hi)
+        msg = (f"--lr auto: the sweep's valley {valley:.3g} is implausibly {'low' if valley < lo else 'high'} "
+               f"(outside {lo:.2g}..{hi:.2g} around the default {default_lr:g}); using {lr:.3g}. Look at "
+               "lr_find.png and pass --lr yourself if another rate looks better")
+        add_warning(run, console, msg) if run is not None else console.warn(msg)
+        return float(lr)
+    console.info(f"--lr auto: using the valley suggestion {valley:.3g}")
+    return float(valley)
+
+
 def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, prepared: Prepared,
                    console: Console) -> dict[str, Any]:
     """lr_find (plot, and the lr with `--lr auto`), `fit_one_cycle` logging every epoch to metrics.csv,
@@ -115,18 +180,17 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
                        console=console)
         run.summary["lr_find"] = res.suggestions()
         if lr == "auto":
-            if not (isinstance(res.valley, float) and math.isfinite(res.valley) and res.valley > 0):
-                raise CLIError("--lr auto: the learning-rate finder found no valley (too few batches or a flat "
-                               "loss); pass a number, e.g. --lr 1e-3")
-            lr = res.valley
-            console.info(f"--lr auto: using the valley suggestion {lr:.3g}")
+            lr = choose_auto_lr(res, app.default_lr, run, console)
     run.summary["lr"] = lr
     run.file(RESUME_STATE).write_text(json.dumps({"lr": lr, "lr_find": run.summary.get("lr_find")}))
     extra_cbs, fit_kw = checkpoint_callbacks(args, run, console)
     logger = CSVLogger(run.file("metrics.csv"), append=bool(fit_kw))
-    learn.fit_one_cycle(args.epochs, lr, wd=args.wd, cbs=[logger] + extra_cbs, **fit_kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ValidLossWarning)  # said below, as a console warning and in the report
+        learn.fit_one_cycle(args.epochs, lr, wd=args.wd, cbs=[logger] + extra_cbs, **fit_kw)
     if fit_kw:
         _rewrite_metrics(learn, run.file("metrics.csv"))
+    warn_valid_loss_rise(learn, run, console)
     with console.step("exporting the model"):
         learn.export(run.file("model.safetensors"))
     final = dict(learn.recorder.log[-1]) if learn.recorder.log else {}

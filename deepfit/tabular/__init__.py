@@ -11,8 +11,9 @@ Example:
 """
 from ..export import register_dls
 from .data import TabularDataLoaders, TabularProcessor
-from .learner import TabularLearner, tabular_learner
+from .learner import TabularLearner, TargetUnitsMetric, tabular_learner
 from .model import TabularModel, emb_sz_rule, get_emb_sz
+from .target import TargetEncoding
 from .transforms import (Categorify, FillMissing, Normalize, TabularDataError, TabularProc, add_datepart,
                          cont_cat_split)
 
@@ -20,4 +21,4 @@ register_dls("TabularDataLoaders", TabularDataLoaders.from_state)
 
 __all__ = ["TabularDataLoaders", "TabularProcessor", "TabularLearner", "tabular_learner", "TabularModel",
            "emb_sz_rule", "get_emb_sz", "Categorify", "FillMissing", "Normalize", "TabularDataError", "TabularProc",
-           "add_datepart", "cont_cat_split"]
+           "add_datepart", "cont_cat_split", "TargetEncoding", "TargetUnitsMetric"]

@@ -18,8 +18,10 @@ import torch
 from ..data.core import DataLoader, DataLoaders, split_indices
 from ..losses import CrossEntropyLoss, MSELoss
 from ..utils import check_positive, default_device
+from .target import TargetEncoding
 from .transforms import (PROCS, Categorify, FillMissing, Normalize, TabularDataError, TabularProc, _is_number,
-                         _is_text, _py, _sorted_values, check_columns, check_frame, cont_cat_split, numeric_column)
+                         _is_text, _py, _sorted_values, bad_values_message, check_columns, check_frame, cont_cat_split,
+                         numeric_column)
 
 __all__ = ["TabularProcessor", "TabularDataLoaders", "MAX_CLASSIFICATION_INTS"]
 
@@ -80,11 +82,15 @@ class TabularProcessor:
             in the order FillMissing, Categorify, Normalize). Categorify is added when there are
             categorical columns and it is missing.
         y_block: "classification" (or "category") / "regression"; default inferred from the target.
-        log_y: train on `log(y)` (sales-like positive targets); predictions are decoded with `exp`.
+        log_y: train on `log1p(y)` (sales- or price-like targets >= 0); predictions are decoded with `expm1`.
+        scale_y: standardise regression targets (after `log1p` with `log_y`) with the mean and standard
+            deviation of the training rows, so that the model learns values near 0 whatever the units
+            (house prices in dollars); predictions are decoded back into the target's units.
     """
 
     def __init__(self, cat_names: Sequence[str], cont_names: Sequence[str], y_names: Sequence[str],
-                 procs: Sequence[Any] | None = None, y_block: str | None = None, log_y: bool = False) -> None:
+                 procs: Sequence[Any] | None = None, y_block: str | None = None, log_y: bool = False,
+                 scale_y: bool = True) -> None:
         self.raw_cat_names, self.raw_cont_names = list(cat_names), list(cont_names)
         self.y_names = list(y_names)
         self.procs = _make_procs(procs)
@@ -92,7 +98,9 @@ class TabularProcessor:
             self.procs = sorted(self.procs + [Categorify()], key=lambda p: p.order)
         if y_block is not None and y_block not in _Y_BLOCKS:
             raise ValueError(f"`y_block` must be one of {sorted(_Y_BLOCKS)} or None; received {y_block!r}.")
-        self.y_block, self.log_y = y_block, bool(log_y)
+        self.y_block, self.log_y, self.scale_y = y_block, bool(log_y), bool(scale_y)
+        # regression targets: log1p and/or standardisation, fitted in `setup` (unused for classification)
+        self.target = TargetEncoding(self.y_names, log="log1p" if self.log_y else None, scale=self.scale_y)
         self.is_classification = False
         self.classes: list[Any] = []
         self.cat_names: list[str] = list(cat_names)
@@ -150,7 +158,8 @@ class TabularProcessor:
         self.check_roles(df)
         self._check_target(df)
         train = df.iloc[train_idx]
-        cont = {n: numeric_column(train[n], n) for n in self.raw_cont_names}
+        # checked on every row (so an error names all the bad rows, not only the training ones)
+        cont = {n: numeric_column(df[n], n)[train_idx] for n in self.raw_cont_names}
         fm, cat, norm = self.fill_missing, self.categorify, self.normalize
         if fm is not None:
             fm.setup_arrays(cont)
@@ -176,6 +185,8 @@ class TabularProcessor:
         if norm is not None:
             norm.setup_arrays(cont)
         self._setup_target(df if labelled_idx is None else df.iloc[labelled_idx])
+        if not self.is_classification:
+            self.target.setup(train)
         self.fitted = True
         return self
 
@@ -197,11 +208,7 @@ class TabularProcessor:
                                        "to classify.")
         else:
             self.classes = []
-            for n in self.y_names:
-                y = numeric_column(df[n], n)
-                if self.log_y and (y <= 0).any():
-                    raise TabularDataError(f"Target column {n!r} has values <= 0, so `log_y` cannot take its log; "
-                                           "drop those rows or train without log_y.")
+            self.target.values(df)  # fails clearly on text, infinities, values too large, negatives with log_y
 
     # ---- encoding ---------------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -234,7 +241,14 @@ class TabularProcessor:
             x_cont[:, j] = cont[n]
         if self.normalize is not None:
             x_cont = self.normalize.apply_matrix(x_cont, self.cont_names)
-        return torch.from_numpy(x_cat), torch.from_numpy(x_cont.astype(np.float32))
+        with np.errstate(over="ignore"):
+            x32 = x_cont.astype(np.float32)
+        bad = ~np.isfinite(x32)
+        if bad.any():  # e.g. a value far outside the training range that overflows once normalised
+            j = int(np.flatnonzero(bad.any(0))[0])
+            raise TabularDataError(bad_values_message(self.cont_names[j], cont[self.cont_names[j]],
+                                                      df.index, bad[:, j], "once normalised"))
+        return torch.from_numpy(x_cat), torch.from_numpy(x32)
 
     def has_target(self, df: pd.DataFrame) -> bool:
         return all(n in df.columns for n in self.y_names)
@@ -258,17 +272,25 @@ class TabularProcessor:
                 raise TabularDataError(f"Target column {n!r} holds label(s) {bad} that the model does not know "
                                        f"(known: {self.classes[:20]}).")
             return torch.from_numpy(codes.astype(np.int64))
-        cols = [numeric_column(df[n], n) for n in self.y_names]
-        y = np.stack(cols, 1) if len(cols) > 1 else cols[0]
-        if self.log_y:
-            if (y <= 0).any():
-                raise TabularDataError(f"Target {self.y_names} has values <= 0; `log_y` cannot take their log.")
-            y = np.log(y)
+        y = self.target.encode(self.target.values(df))
+        y = y if len(self.y_names) > 1 else y[:, 0]
         return torch.from_numpy(y.astype(np.float32))
 
     def decode_y(self, y: np.ndarray) -> np.ndarray:
-        """Undo the target encoding of regression outputs (exp for log targets)."""
-        return np.exp(y) if self.log_y else y
+        """Regression outputs (N, n_targets), or one row (n_targets,), in the target's units
+        (standardisation and log1p undone; see `TargetEncoding`)."""
+        return self.target.decode(y)
+
+    @property
+    def y_scaled(self) -> bool:
+        """Whether regression targets are encoded (log and/or standardised) for the model."""
+        return not self.is_classification and self.target.active
+
+    def describe_target(self) -> str:
+        """What is done to the target before training, in words (for reports)."""
+        if self.is_classification:
+            return f"classes {self.classes[:10]}{'...' if len(self.classes) > 10 else ''}"
+        return self.target.describe()
 
     @property
     def n_out(self) -> int:
@@ -281,6 +303,7 @@ class TabularProcessor:
         return {"raw_cat_names": self.raw_cat_names, "raw_cont_names": self.raw_cont_names,
                 "cat_names": self.cat_names, "cont_names": self.cont_names, "y_names": self.y_names,
                 "y_block": self.y_block, "log_y": self.log_y, "is_classification": self.is_classification,
+                **self.target.state(),
                 "classes": [_py(c) for c in self.classes],
                 "procs": [{"name": type(p).__name__, "state": p.state()} for p in self.procs]}
 
@@ -288,7 +311,9 @@ class TabularProcessor:
     def from_state(cls, state: dict[str, Any]) -> "TabularProcessor":
         procs = [PROCS[p["name"]].from_state(p["state"]) for p in state["procs"]]
         self = cls(state["raw_cat_names"], state["raw_cont_names"], state["y_names"], procs=[],
-                   y_block=state.get("y_block"), log_y=state.get("log_y", False))
+                   y_block=state.get("y_block"), log_y=state.get("log_y", False),
+                   scale_y=bool(state.get("scale_y", False)))
+        self.target = TargetEncoding.from_state(self.y_names, state)
         self.procs = sorted(procs, key=lambda p: p.order)
         self.cat_names, self.cont_names = list(state["cat_names"]), list(state["cont_names"])
         self.is_classification, self.classes = bool(state["is_classification"]), list(state["classes"])
@@ -348,6 +373,16 @@ class TabularDataLoaders(DataLoaders):
         return self.proc.log_y
 
     @property
+    def y_scaled(self) -> bool:
+        """Whether the model sees regression targets encoded (log1p and/or standardised)."""
+        return self.proc.y_scaled
+
+    def decode_y(self, y: torch.Tensor, log: bool = True) -> torch.Tensor:
+        """Regression outputs or targets of the model's space back in the target's units (see
+        `TargetEncoding.decode_tensor`)."""
+        return self.proc.target.decode_tensor(y, log=log)
+
+    @property
     def n_out(self) -> int:
         """Model outputs: number of classes, or of regression targets."""
         return self.proc.n_out
@@ -380,7 +415,7 @@ class TabularDataLoaders(DataLoaders):
                 cont_names: str | Sequence[str] | None = None, y_names: str | Sequence[str] | None = None,
                 y_block: str | None = None, valid_idx: Sequence[int] | np.ndarray | None = None,
                 valid_pct: float = 0.2, seed: int | None = None, bs: int = 64, val_bs: int | None = None,
-                procs: Sequence[Any] | None = None, log_y: bool = False, shuffle: bool = True,
+                procs: Sequence[Any] | None = None, log_y: bool = False, scale_y: bool = True, shuffle: bool = True,
                 device: torch.device | str | None = None, path: str | Path = ".") -> "TabularDataLoaders":
         """Preprocess a DataFrame (fitted on its training rows) and build train/valid loaders.
 
@@ -396,7 +431,11 @@ class TabularDataLoaders(DataLoaders):
             valid_pct, seed: random split when `valid_idx` is None (seed also seeds the shuffling).
             bs, val_bs: batch sizes (validation default `2 * bs`).
             procs: preprocessing (default Categorify, FillMissing, Normalize).
-            log_y: train on log(target) for positive, sales-like targets (see `exp_rmspe`).
+            log_y: train on log1p(target) for sales- or price-like targets (>= 0; a negative value is an
+                error naming the column and rows). Predictions are decoded with expm1.
+            scale_y: standardise regression targets with the training rows' mean and std (default);
+                `get_preds`, `predict`, the metrics and exported models give values in the target's
+                own units. `proc.describe_target()` says what was done.
             shuffle: shuffle training rows each epoch.
             device: where the tensors live (default: the best available).
             path: working folder for the learner (saving, export).
@@ -433,7 +472,7 @@ class TabularDataLoaders(DataLoaders):
             v_idx = np.sort(v_idx)
         if len(train_idx) == 0:
             raise TabularDataError("Every row is in the validation set: no training rows remain.")
-        proc = TabularProcessor(cats, conts, ys, procs=procs, y_block=y_block, log_y=log_y)
+        proc = TabularProcessor(cats, conts, ys, procs=procs, y_block=y_block, log_y=log_y, scale_y=scale_y)
         proc.setup(df, train_idx)
         x_cat, x_cont = proc.encode_x(df)
         y = proc.encode_y(df)
@@ -454,8 +493,8 @@ class TabularDataLoaders(DataLoaders):
                  cont_names: str | Sequence[str] | None = None, y_names: str | Sequence[str] | None = None,
                  y_block: str | None = None, valid_idx: Sequence[int] | np.ndarray | None = None,
                  valid_pct: float = 0.2, seed: int | None = None, bs: int = 64, val_bs: int | None = None,
-                 procs: Sequence[Any] | None = None, log_y: bool = False, shuffle: bool = True,
-                 device: torch.device | str | None = None, path: str | Path | None = None,
+                 procs: Sequence[Any] | None = None, log_y: bool = False, scale_y: bool = True,
+                 shuffle: bool = True, device: torch.device | str | None = None, path: str | Path | None = None,
                  read_csv_kwargs: dict[str, Any] | None = None) -> "TabularDataLoaders":
         """`from_df` on `pd.read_csv(csv, **read_csv_kwargs)`; see `from_df` for the arguments."""
         csv = Path(csv)
@@ -467,7 +506,8 @@ class TabularDataLoaders(DataLoaders):
             raise TabularDataError(f"{csv} could not be read as CSV: {e}") from None
         return cls.from_df(df, cat_names=cat_names, cont_names=cont_names, y_names=y_names, y_block=y_block,
                            valid_idx=valid_idx, valid_pct=valid_pct, seed=seed, bs=bs, val_bs=val_bs, procs=procs,
-                           log_y=log_y, shuffle=shuffle, device=device, path=csv.parent if path is None else path)
+                           log_y=log_y, scale_y=scale_y, shuffle=shuffle, device=device,
+                           path=csv.parent if path is None else path)
 
     # ---- new rows ---------------------------------------------------------------------------------------
     def test_dl(self, df: pd.DataFrame, bs: int | None = None, with_labels: bool | None = None) -> DataLoader:
@@ -501,8 +541,8 @@ class TabularDataLoaders(DataLoaders):
         return self.proc.encode_x(pd.DataFrame([row]), "row")
 
     def decode_pred(self, pred: torch.Tensor) -> Any:
-        """The answer for one decoded prediction: the class label, or the value (exp-undone for log
-        targets; a dict per target when there are several)."""
+        """The answer for one decoded model output: the class label, or the value in the target's units
+        (standardisation and log1p undone; a dict per target when there are several)."""
         if self.is_classification:
             return self.classes[int(pred)]
         vals = self.proc.decode_y(np.asarray(pred.detach().cpu().double()).reshape(-1))
@@ -511,8 +551,9 @@ class TabularDataLoaders(DataLoaders):
         return {n: float(v) for n, v in zip(self.y_names, vals)}
 
     def decode_preds(self, preds: torch.Tensor, df: pd.DataFrame) -> pd.DataFrame:
-        """A copy of `df` with the predictions: `prediction` (the label) and `prob_<class>` columns for
-        classification; `prediction` (or `prediction_<target>` for several) for regression."""
+        """A copy of `df` with the predictions of `learn.get_preds` (regression values already in the
+        target's units): `prediction` (the label) and `prob_<class>` columns for classification;
+        `prediction` (or `prediction_<target>` for several) for regression."""
         p = preds.detach().float().cpu().numpy()
         if len(p) != len(df):
             raise ValueError(f"decode_preds got {len(p)} predictions for {len(df)} rows of `df`.")
@@ -525,7 +566,7 @@ class TabularDataLoaders(DataLoaders):
             for j, c in enumerate(self.classes):
                 out[f"prob_{c}"] = p[:, j]
             return out
-        p = self.proc.decode_y(p.reshape(len(p), -1).astype(np.float64))
+        p = p.reshape(len(p), -1).astype(np.float64)  # get_preds gives values in the target's units
         if len(self.y_names) == 1:
             out["prediction"] = p[:, 0]
         else:

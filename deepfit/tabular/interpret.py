@@ -76,7 +76,7 @@ def feature_importance(learn: "TabularLearner", df: pd.DataFrame | None = None,
         if dl is None:
             raise TabularDataError("No validation rows to compute importance on: pass a labelled `df`.")
     x_cat, x_cont, y = dl.tensors[0], dl.tensors[1], dl.tensors[2]
-    m = to_metric(metric) if metric is not None else None
+    m = learn.prepare_metric(to_metric(metric)) if metric is not None else None  # in the target's units
     sign = (1.0 if greater_is_better else -1.0) if m is not None else -1.0
     gen = np.random.default_rng(seed)
     cats, conts = dls.cat_names, dls.cont_names

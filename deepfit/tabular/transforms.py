@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["TabularDataError", "TabularProc", "Categorify", "FillMissing", "Normalize", "add_datepart",
-           "cont_cat_split", "NA_TOKEN", "UNK_TOKEN", "check_frame", "check_columns", "numeric_column"]
+           "cont_cat_split", "NA_TOKEN", "UNK_TOKEN", "check_frame", "check_columns", "numeric_column",
+           "unusable_values", "bad_values_message", "FLOAT32_MAX"]
 
 NA_TOKEN = "#na#"
 UNK_TOKEN = "#unk#"
@@ -61,14 +62,14 @@ def check_columns(df: pd.DataFrame, names: Sequence[str], role: str, what: str =
             raise TabularDataError(f"Column {n!r} (in {role}) is not in `{what}`.{hint}")
 
 
-def numeric_column(s: pd.Series, name: str) -> np.ndarray:
-    """The values of a continuous column as float64 (missing -> NaN), or a clear error for text,
-    dates or infinities."""
+def numeric_column(s: pd.Series, name: str, role: str = "Continuous column") -> np.ndarray:
+    """The values of a continuous column as float64 (missing -> NaN), or a clear error (naming the
+    column, as `role`, and the rows) for text, dates, infinities and values too large for float32."""
     dt = s.dtype
     if pd.api.types.is_bool_dtype(dt):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
     elif pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt):
-        raise TabularDataError(f"Continuous column {name!r} holds dates/times; expand it into numbers with "
+        raise TabularDataError(f"{role} {name!r} holds dates/times; expand it into numbers with "
                                f"`df = add_datepart(df, {name!r})` or list it in cat_names.")
     elif pd.api.types.is_numeric_dtype(dt) and not isinstance(dt, pd.CategoricalDtype):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
@@ -78,16 +79,40 @@ def numeric_column(s: pd.Series, name: str) -> np.ndarray:
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
             raise TabularDataError(
-                f"Continuous column {name!r} holds text that is not a number: {s.iloc[pos]!r} at row "
+                f"{role} {name!r} holds text that is not a number: {s.iloc[pos]!r} at row "
                 f"{_py(s.index[pos])!r} ({int(bad.sum())} such row(s)). Clean it (e.g. "
                 f"`df[{name!r}] = pd.to_numeric(df[{name!r}], errors='coerce')` turns it into missing values) "
                 "or list the column in cat_names.")
         out = conv.to_numpy(dtype="float64", na_value=np.nan)
-    if np.isinf(out).any():
-        pos = int(np.flatnonzero(np.isinf(out))[0])
-        raise TabularDataError(f"Continuous column {name!r} holds an infinite value at row {_py(s.index[pos])!r}; "
-                               "replace infinities (e.g. with NaN, which FillMissing handles).")
+    bad = unusable_values(out)
+    if bad.any():
+        raise TabularDataError(bad_values_message(name, out, s.index, bad, role=role))
     return out
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Largest finite float32 (about 3.4e38): the models compute in float32, so larger numbers are unusable."""
+
+
+def unusable_values(x: np.ndarray) -> np.ndarray:
+    """Mask of the values a model cannot use: infinite, or too large in magnitude for float32 (they
+    would become infinite, and make the normalisation statistics overflow). NaN is a missing value,
+    not flagged here."""
+    with np.errstate(invalid="ignore"):
+        return np.isinf(x) | (np.abs(x) > FLOAT32_MAX)
+
+
+def bad_values_message(name: str, values: np.ndarray, rows: Sequence[Any], bad: np.ndarray, why: str = "",
+                       role: str = "Continuous column", row_word: str = "row") -> str:
+    """The error for `bad` (a mask) values of column `name`: the column, the first few `rows` labels
+    (index labels of the frame, or file lines), an example value and what to do."""
+    pos = np.flatnonzero(bad)
+    labels = ", ".join(str(_py(rows[p])) for p in pos[:5]) + (", ..." if len(pos) > 5 else "")
+    example = values[pos[0]] if len(values) > pos[0] else float("nan")
+    what = "infinite or too large for 32-bit floats (|x| > 3.4e38)" if not why else f"not finite {why}"
+    return (f"{role} {name!r} holds {len(pos)} value(s) that are {what}, e.g. {example:g} at "
+            f"{row_word}{'s' if len(pos) > 1 else ''} {labels}; remove or clip those rows, or log-transform "
+            "the column, before training or predicting.")
 
 
 def _py(v: Any) -> Any:
