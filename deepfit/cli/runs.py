@@ -91,6 +91,13 @@ class RunLock:
                 pid = _read_pid(fd)
                 os.close(fd)
                 raise CLIError(busy_message(work, pid)) from None
+        try:  # the holder we waited for may have finished and moved the directory (and its lock file) away
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)
+            raise CLIError(busy_message(work, None))
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         return cls(fd, path)
