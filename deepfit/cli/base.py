@@ -27,6 +27,7 @@ from ..utils import atomic_path
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from ..learner import Learner
+    from .runs import RunLock
 
 __all__ = ["CLIError", "RunInterrupted", "Console", "read_table", "check_columns", "closest", "RunDir",
            "Application", "Prepared", "parse_lr", "positive_int", "positive_float", "fraction", "int_list",
@@ -490,7 +491,7 @@ class RunDir:
         self.items: list[ReportItem] = []
         self.summary: dict[str, Any] = {}
         self.t0 = time.time()
-        self.lock: Any = None
+        self.lock: "RunLock | None" = None
 
     @staticmethod
     def check(out: Path, overwrite: bool = False, resume: bool = False, restart: bool = False) -> Path:
@@ -552,8 +553,12 @@ class RunDir:
                 if has_checkpoint(work) and not restart:
                     raise CLIError(kept_checkpoints_message(work))
                 for p in work.iterdir():  # an abandoned incomplete run of ours: start again
-                    if p.name != LOCK_FILE:
-                        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                    if p.name == LOCK_FILE:
+                        continue
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
             probe_file = work / ".write-test"
             probe_file.write_bytes(b"")
             probe_file.unlink()
