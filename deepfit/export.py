@@ -16,7 +16,7 @@ from torch import nn
 
 from . import __version__
 from .losses import loss_from_name
-from .utils import atomic_path
+from .utils import atomic_path, parse_device
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -158,12 +158,15 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
     Raises:
         ExportError: the file is truncated/corrupted, from a newer format, or its weights do not fit
             the model described in it.
+        ValueError: `device` is not a device of this machine (the message lists the available ones).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     from .learner import Learner
     _register_builtin()
     path = Path(path)
+    if device is not None:
+        device = parse_device(device)  # a ValueError listing the available devices, before reading anything
     meta = read_header(path)
     try:
         version = int(meta.get("format_version", "0"))

@@ -11,7 +11,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "default_device", "to_device", "listify", "check_positive", "check_wd", "atomic_path"]
+__all__ = ["set_seed", "default_device", "available_devices", "parse_device", "to_device", "listify",
+           "check_positive", "check_wd", "atomic_path"]
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -40,6 +41,58 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can train on: `cpu`, then `cuda:0` ... `cuda:N-1`, then `mps` when present."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        out.append("mps")
+    return out
+
+
+def parse_device(device: torch.device | str) -> torch.device:
+    """`device` as a `torch.device`, checked against the devices this machine has.
+
+    Accepts what `torch.device` accepts (`"cpu"`, `"cuda"`, `"cuda:1"`, `"mps"`, a `torch.device`).
+
+    Raises:
+        ValueError: `device` is not a device name, or names a device this machine does not have; the
+            message lists the available ones.
+
+    Example:
+        >>> parse_device("cpu")
+        device(type='cpu')
+    """
+    have = ", ".join(available_devices())
+    try:
+        dev = device if isinstance(device, torch.device) else torch.device(str(device).strip())
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"`device` {str(device)!r} is not a device name (such as cpu, cuda, cuda:1 or mps); "
+                         f"available here: {have}.") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"`device` {str(device)!r} asks for CUDA, but this machine has no usable CUDA GPU "
+                             f"(or this torch build has no CUDA support); available here: {have}.")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"`device` {str(device)!r} asks for GPU {dev.index}, but this machine has {n} CUDA "
+                             f"GPU(s); available here: {have}.")
+    elif dev.type == "mps" and not _mps_available():
+        raise ValueError(f"`device` {str(device)!r} asks for Apple's MPS, which is not available on this machine; "
+                         f"available here: {have}.")
+    elif dev.type not in ("cpu", "meta"):
+        backend = getattr(torch, dev.type, None)
+        is_available = getattr(backend, "is_available", None)
+        if callable(is_available) and not is_available():
+            raise ValueError(f"`device` {str(device)!r} is not available on this machine; available here: {have}.")
+    return dev
 
 
 def to_device(obj: Any, device: torch.device | str | None, non_blocking: bool = False) -> Any:

@@ -174,7 +174,19 @@ def refused_object(err: BaseException) -> str | None:
     detail = msg.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation", 1)[0].strip()
     if "global" not in detail.lower():
         return None
-    return detail.splitlines()[0].split(" Please use", 1)[0].strip()[:200]
+    # the line naming the refused global (torch puts its general advice about weights_only=False first)
+    line = next((ln for ln in detail.splitlines() if "global" in ln.lower()), detail)
+    return line.split(" Please use", 1)[0].strip()[:200]
+
+
+def _load_failure(err: BaseException) -> str:
+    """What went wrong reading a file, in one line: torch's unpickler detail without its advice to load
+    with `weights_only=False` (which would run code from the file)."""
+    msg = str(err)
+    if "WeightsUnpickler error:" in msg:
+        msg = msg.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    line = " ".join(msg.split())[:200] or "no detail"
+    return f"{type(err).__name__}: {line}"
 
 
 def save_checkpoint(learn: "Learner", path: str | Path, epoch: int, iter: int, train_iter: int,
@@ -235,7 +247,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"{path} contains pickled Python objects, not only tensors and plain containers "
                                   f"({refused}); deepfit never unpickles such objects because that can run "
                                   "arbitrary code. It is not a deepfit checkpoint.") from None
-        raise CheckpointError(f"{path} is truncated or corrupted ({type(e).__name__}: {e}); use an earlier "
+        raise CheckpointError(f"{path} is truncated or corrupted ({_load_failure(e)}); use an earlier "
                               "checkpoint.") from None
     if not isinstance(state, dict) or state.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not a deepfit checkpoint (written by the Checkpoint callback); to load "

@@ -272,8 +272,21 @@ def _prepare(app: Application, args: argparse.Namespace, console: Console) -> An
 def train_in_run(app: Application, args: argparse.Namespace, prepared: Any, console: Console, title: str,
                  overwrite: bool) -> tuple[Path, dict[str, Any]]:
     """Create the run directory, train, and finish it; interruptions and failures are recorded in
-    `<out>.incomplete/STATUS` and never produce a directory that looks finished."""
-    run = RunDir.create(args.out, overwrite=overwrite, resume=getattr(args, "resume", False))
+    `<out>.incomplete/STATUS` and never produce a directory that looks finished. The run directory is
+    locked against other runs until this returns."""
+    from .runs import record_settings
+    resume = getattr(args, "resume", False)
+    run = RunDir.create(args.out, overwrite=overwrite, resume=resume, restart=getattr(args, "restart", False))
+    try:
+        if not resume:
+            record_settings(run.path, args)
+        return _train_and_finish(app, args, run, prepared, console, title)
+    finally:
+        run.release()
+
+
+def _train_and_finish(app: Application, args: argparse.Namespace, run: RunDir, prepared: Any, console: Console,
+                      title: str) -> tuple[Path, dict[str, Any]]:
     run.summary["data"] = prepared.description
     run.summary.update(prepared.facts)
     try:
@@ -308,7 +321,10 @@ def _cmd_train(args: argparse.Namespace, console: Console) -> int:
         if args.resume:
             raise CLIError("--resume needs --out DIR: the output directory of the interrupted run")
         args.out = _default_out(app.name)
-    RunDir.check(args.out, args.overwrite, args.resume)  # before reading anything
+    work = RunDir.check(args.out, args.overwrite, args.resume, args.restart)  # before reading anything
+    if args.resume:
+        from .runs import check_resume
+        check_resume(work, args)
     prepared = _prepare(app, args, console)
     console.info(prepared.description)
     path, final = train_in_run(app, args, prepared, console, f"deepfit {app.name}: {Path(args.file).name}",

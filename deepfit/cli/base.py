@@ -27,9 +27,11 @@ from ..utils import atomic_path
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from ..learner import Learner
+    from .runs import RunLock
 
 __all__ = ["CLIError", "RunInterrupted", "Console", "read_table", "check_columns", "closest", "RunDir",
            "Application", "Prepared", "parse_lr", "positive_int", "positive_float", "fraction", "int_list",
+           "device_arg",
            "column_list", "add_common_train_arguments", "add_loader_arguments", "add_csv_arguments",
            "check_split", "check_input_file", "is_complete", "ReportItem", "INCOMPLETE_SUFFIX",
            "COMPLETE_MARKER", "STATUS_FILE"]
@@ -175,6 +177,16 @@ def delimiter_arg(text: str) -> str:
     return text
 
 
+def device_arg(text: str) -> str:
+    """argparse type for `--device`: a device this machine has (cpu, cuda, cuda:N, mps); the error lists
+    the available ones."""
+    from ..utils import parse_device
+    try:
+        return str(parse_device(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("`device` ", "", 1)) from None
+
+
 def add_csv_arguments(p: argparse.ArgumentParser) -> None:
     """Options that control how a delimited text file is read."""
     g = p.add_argument_group("reading the file")
@@ -199,7 +211,8 @@ def add_loader_arguments(p: argparse.ArgumentParser, default_bs: int, valid_pct:
                        help="fraction of rows held out (at random) for validation (default: %(default)s)")
     g.add_argument("--seed", type=int, default=42,
                    help="random seed for the split and the weights (default: %(default)s)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    g.add_argument("--device", type=device_arg, default=None,
+                   help="cpu, cuda, cuda:1, mps (default: the best available)")
 
 
 def add_common_train_arguments(p: argparse.ArgumentParser, default_lr: float, default_epochs: int,
@@ -219,7 +232,8 @@ def add_common_train_arguments(p: argparse.ArgumentParser, default_lr: float, de
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """Where a run writes (`--out`, `--overwrite`) and checkpointing (`--checkpoint-every`, `--resume`)."""
+    """Where a run writes (`--out`, `--overwrite`) and checkpointing (`--checkpoint-every`, `--resume`,
+    `--restart`)."""
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="run directory to create (default: runs/<application>-<date>-<time>)")
@@ -228,7 +242,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="save an exact-resume checkpoint every N epochs into DIR.incomplete/checkpoints "
                         "(0: never; default)")
     g.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from the last checkpoint in DIR.incomplete")
+                   help="continue an interrupted run from the last checkpoint in DIR.incomplete (with the "
+                        "same options it was started with)")
+    g.add_argument("--restart", action="store_true",
+                   help="start over, discarding the checkpoints of an interrupted run in DIR.incomplete "
+                        "(without it they are kept and the run is refused)")
 
 
 # ---- console -------------------------------------------------------------------------------------------
@@ -490,6 +508,10 @@ class RunDir:
     (then `interrupted` or `failed: ...`). `finish()` writes the report, then `COMPLETE` as the very last
     file, and renames the directory to `<out>`. A directory named `<out>` therefore always holds a
     finished run.
+
+    The run holds a lock on `<out>.incomplete/.lock` until `release()` (or until its process ends), so a
+    second run aimed at the same `--out` is refused; an interrupted run's checkpoints are never thrown
+    away unless `restart` is given (see `deepfit.cli.runs`).
     """
 
     def __init__(self, final: Path, work: Path) -> None:
@@ -497,11 +519,18 @@ class RunDir:
         self.items: list[ReportItem] = []
         self.summary: dict[str, Any] = {}
         self.t0 = time.time()
+        self.lock: "RunLock | None" = None
 
     @staticmethod
-    def check(out: Path, overwrite: bool = False, resume: bool = False) -> Path:
-        """Fail early (before any data is read) when `out` cannot be used; returns `<out>.incomplete`."""
+    def check(out: Path, overwrite: bool = False, resume: bool = False, restart: bool = False) -> Path:
+        """Fail early (before any data is read) when `out` cannot be used; returns `<out>.incomplete`.
+
+        Refused besides unusable paths: a directory a live run is writing to, and (unless `resume` or
+        `restart`) an unfinished run that holds a checkpoint."""
+        from .runs import LOCK_FILE, busy_message, has_checkpoint, kept_checkpoints_message, lock_holder
         out = Path(out)
+        if resume and restart:
+            raise CLIError("--resume continues an interrupted run and --restart discards it; give only one")
         if out.name in ("", ".", ".."):
             raise CLIError(f"--out {out} must name a new directory, e.g. runs/my-run")
         work = out.with_name(out.name + INCOMPLETE_SUFFIX)
@@ -519,32 +548,64 @@ class RunDir:
             probe = probe.parent
         if not probe.is_dir():
             raise CLIError(f"cannot create output directory {out}: {probe} is a file, not a directory")
-        if work.exists() and not (work / STATUS_FILE).exists():
+        if work.is_dir():
+            holder = lock_holder(work)
+            if holder is not None:
+                raise CLIError(busy_message(work, holder))
+        if work.exists() and not (work / STATUS_FILE).exists() and (
+                not work.is_dir() or any(p.name != LOCK_FILE for p in work.iterdir())):
             raise CLIError(f"{work} exists but is not a deepfit run directory; move it away or choose another --out")
         if resume and not work.is_dir():
             raise CLIError(f"--resume: there is no interrupted run at {work}")
+        if work.is_dir() and not resume and not restart and has_checkpoint(work):
+            raise CLIError(kept_checkpoints_message(work))
         if os.name == "posix" and os.geteuid() != 0 and not os.access(probe, os.W_OK):
             raise CLIError(f"cannot create output directory {out}: {probe} is not writable")
         return work
 
     @classmethod
-    def create(cls, out: Path, overwrite: bool = False, resume: bool = False) -> "RunDir":
-        """Check that `out` can be written and create `<out>.incomplete` (reused with `resume`)."""
+    def create(cls, out: Path, overwrite: bool = False, resume: bool = False, restart: bool = False) -> "RunDir":
+        """Check that `out` can be written, create `<out>.incomplete` (reused with `resume`; an earlier
+        unfinished run there is replaced, but one with checkpoints only with `restart`) and take its lock.
+        Call `release()` when the run ends."""
+        from .runs import LOCK_FILE, RunLock, has_checkpoint, kept_checkpoints_message
         out = Path(out)
-        work = cls.check(out, overwrite, resume)
-        if work.exists():
-            if not resume:
-                shutil.rmtree(work)  # an abandoned incomplete run of ours: start again
+        work = cls.check(out, overwrite, resume, restart)
         try:
-            work.mkdir(parents=True, exist_ok=resume)
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot write output directory {out}: {e.strerror or e}") from None
+        lock = RunLock.acquire(work)  # from here on no other run writes into `work`
+        try:
+            if not resume:  # decided again under the lock: another run may have left files since `check`
+                if has_checkpoint(work) and not restart:
+                    raise CLIError(kept_checkpoints_message(work))
+                for p in work.iterdir():  # an abandoned incomplete run of ours: start again
+                    if p.name == LOCK_FILE:
+                        continue
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
             probe_file = work / ".write-test"
             probe_file.write_bytes(b"")
             probe_file.unlink()
         except OSError as e:
+            lock.release()
             raise CLIError(f"cannot write output directory {out}: {e.strerror or e}") from None
+        except BaseException:
+            lock.release()
+            raise
         run = cls(out, work)
+        run.lock = lock
         run.set_status("running", f"pid {os.getpid()}")
         return run
+
+    def release(self) -> None:
+        """Give up the run directory's lock (at the end of the run; idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def file(self, name: str) -> Path:
         """Path of a file in the (working) run directory."""
@@ -597,7 +658,8 @@ class RunDir:
         info = {"config": config, "summary": self.summary}
         (self.file("run.json")).write_text(json.dumps(info, indent=2, default=str))
         write_report(self, title, config)
-        files = sorted(p.name for p in self.path.iterdir() if p.name not in (STATUS_FILE,))
+        from .runs import LOCK_FILE
+        files = sorted(p.name for p in self.path.iterdir() if p.name not in (STATUS_FILE, LOCK_FILE))
         self.file(STATUS_FILE).unlink(missing_ok=True)
         with atomic_path(self.file(COMPLETE_MARKER)) as marker:
             marker.write_text(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n" + "\n".join(files) + "\n")
@@ -611,6 +673,9 @@ class RunDir:
         else:
             self.path.rename(self.final)
         self.path = self.final
+        # the lock file moved with the directory (the lock is on the file, so it is held until here)
+        (self.final / LOCK_FILE).unlink(missing_ok=True)
+        self.release()
         return self.final
 
 

@@ -81,7 +81,10 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         args.out = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     # the README's command is meant to be rerun: a previous *finished* demo run in --out is replaced
     overwrite = True
-    RunDir.check(args.out, overwrite, args.resume)
+    work = RunDir.check(args.out, overwrite, args.resume, args.restart)
+    if args.resume:
+        from .runs import check_resume
+        check_resume(work, args)
     data = args.data if args.data is not None else default_data_dir()
     if args.data is not None and not Path(args.data).exists():
         raise CLIError(f"--data {args.data} does not exist; leave it out to use $DEEPFIT_DATA or generated digits")

@@ -88,7 +88,7 @@ def render_report(run: "RunDir", title: str, config: dict[str, Any]) -> str:
         else:
             parts.append(f"{title_html}<p>{html.escape(str(item.content))}</p>")
     parts.append("<h2>Configuration</h2>" + _kv_table(config))
-    files = sorted(p.name for p in run.path.iterdir() if p.is_file() and p.name not in ("STATUS",))
+    files = sorted(p.name for p in run.path.iterdir() if p.is_file() and p.name not in ("STATUS", ".lock"))
     parts.append("<h2>Files</h2><p>" + ", ".join(f"<code>{html.escape(f)}</code>" for f in files + ["report.html"])
                  + "</p>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

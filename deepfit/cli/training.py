@@ -185,9 +185,14 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
     run.file(RESUME_STATE).write_text(json.dumps({"lr": lr, "lr_find": run.summary.get("lr_find")}))
     extra_cbs, fit_kw = checkpoint_callbacks(args, run, console)
     logger = CSVLogger(run.file("metrics.csv"), append=bool(fit_kw))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ValidLossWarning)  # said below, as a console warning and in the report
-        learn.fit_one_cycle(args.epochs, lr, wd=args.wd, cbs=[logger] + extra_cbs, **fit_kw)
+    from ..callbacks.checkpoint import CheckpointError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ValidLossWarning)  # said below, as a console warning and in the report
+            learn.fit_one_cycle(args.epochs, lr, wd=args.wd, cbs=[logger] + extra_cbs, **fit_kw)
+    except CheckpointError as e:  # --resume into a run that does not match its checkpoint
+        raise CLIError(f"--resume: {e} Resume with the options the interrupted run was started with, or start "
+                       "over with --restart") from None
     if fit_kw:
         _rewrite_metrics(learn, run.file("metrics.csv"))
     warn_valid_loss_rise(learn, run, console)

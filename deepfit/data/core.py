@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..utils import check_positive, default_device
+from ..utils import check_positive, default_device, parse_device
 
 __all__ = ["DataLoader", "DataLoaders", "split_indices", "as_tensor"]
 
@@ -81,7 +81,7 @@ class DataLoader:
                 raise ValueError(f"All tensors must have the same length; tensor 0 has {n} rows, "
                                  f"tensor {i} has {len(t)}.")
         check_positive("bs", bs)
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = parse_device(device) if device is not None else torch.device("cpu")
         if preload:
             tensors = tuple(t.to(self.device) for t in tensors)
         elif self.device.type == "cuda":
@@ -220,9 +220,10 @@ class DataLoaders:
 
     def to(self, device: torch.device | str) -> "DataLoaders":
         """Move every loader (and its data) to `device`."""
+        device = parse_device(device)
         for dl in (self.train, self.valid, self.test):
             if dl is not None:
-                dl.device = torch.device(device)
+                dl.device = device
                 dl.tensors = tuple(t.to(dl.device) for t in dl.tensors)
         return self
 
