@@ -399,19 +399,16 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
 
 
 def describe_model(model: Path) -> dict[str, Any]:
-    """What `deepfit info` shows, as a dict."""
-    from ..export import read_header
+    """What `deepfit info` shows, as a dict. The file is checked exactly as `predict` loads it
+    (`deepfit.export.check_export`, the checks of `load_learner`): a damaged file is an error, not a description."""
+    from ..export import check_export
     model = check_input_file(model, "model file")
-    meta = read_header(model)
+    checked = check_export(model)
+    meta, config, state = checked.meta, checked.config, checked.dls_state
     dls = meta.get("dls_class", "")
     app = next((a for a in APPLICATIONS if dls in a.dls_classes), None)
     from .demo import DEMO_DLS
     app_name = app.name if app is not None else ("demo (digits)" if dls in DEMO_DLS else "-")
-    try:
-        config = json.loads(meta.get("model_config", "{}"))
-        state = json.loads(meta.get("dls_state", "{}"))
-    except ValueError:
-        raise CLIError(f"{model} has a corrupted deepfit header (invalid JSON); export the model again") from None
     info: dict[str, Any] = {
         "file": str(model), "size_bytes": model.stat().st_size, "application": app_name,
         "model": meta.get("model_class", "?"), "model_config": config, "loss": meta.get("loss", "?"),

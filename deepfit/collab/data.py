@@ -236,6 +236,20 @@ class CollabDataLoaders(DataLoaders):
                    y_range=tuple(yr) if yr is not None else None, unknown=meta.get("unknown", "error"),
                    seen=tensors["seen"].long(), counts=counts)
 
+    #: The JSON shape of `export_state` (checked by `load_learner` before `from_state` runs).
+    STATE_FIELDS = {"user_name": str, "item_name": str, "rating_name": str, "classes": {}, "rating_mean": float,
+                    "y_range?": [float], "unknown?": str, "bs?": int}
+
+    def model_mismatches(self, model: Any) -> list[str]:
+        """Where the sizes of `model` (possibly on the meta device) disagree with these loaders' vocabularies
+        (empty: they fit). Used by `load_learner`."""
+        out = []
+        for side, name in (("n_users", self.user_name), ("n_items", self.item_name)):
+            n = getattr(model, side, None)
+            if n is not None and n != len(self.classes[name]):
+                out.append(f"{len(self.classes[name])} {name!r} ids but the model has {side}={n}")
+        return out
+
     # ---- construction --------------------------------------------------------------------------------
     @classmethod
     def from_df(cls, df: pd.DataFrame, user_name: str | None = None, item_name: str | None = None,

@@ -574,6 +574,35 @@ class TabularDataLoaders(DataLoaders):
         train = DataLoader(*empty, y, bs=int(state.get("bs", 64)), device="cpu", n_inp=2)
         return cls(train, None, proc)
 
+    #: The JSON shape of `export_state` (checked by `load_learner` before `from_state` runs).
+    STATE_FIELDS = {"proc": {"raw_cat_names": [str], "raw_cont_names": [str], "cat_names": [str], "cont_names": [str],
+                             "y_names": [str], "y_block?": str, "log_y?": bool, "is_classification": bool,
+                             "classes": list, "procs": [{"name": str, "state": dict}]},
+                    "bs?": int}
+
+    def model_mismatches(self, model: Any) -> list[str]:
+        """Where the sizes of `model` (a `TabularModel`, possibly on the meta device) disagree with these
+        loaders' columns, vocabularies and classes (empty: they fit). Used by `load_learner`."""
+        emb_szs, n_cont, out_sz = (getattr(model, a, None) for a in ("emb_szs", "n_cont", "out_sz"))
+        if emb_szs is None or n_cont is None or out_sz is None:
+            return []
+        out = []
+        if len(emb_szs) != len(self.cat_names):
+            out.append(f"{len(self.cat_names)} categorical columns but {len(emb_szs)} embeddings")
+        else:
+            for name, (rows, _) in zip(self.cat_names, emb_szs):
+                if name not in self.proc.categorify.classes:
+                    out.append(f"no vocabulary for the categorical column {name!r}")
+                elif self.proc.categorify.cardinality(name) != rows:
+                    out.append(f"column {name!r} has {self.proc.categorify.cardinality(name)} codes but its "
+                               f"embedding has {rows} rows")
+        if n_cont != len(self.cont_names):
+            out.append(f"{len(self.cont_names)} continuous columns but the model takes {n_cont}")
+        if out_sz != self.n_out:
+            out.append(f"{self.n_out} {'classes' if self.is_classification else 'targets'} but the model has "
+                       f"{out_sz} outputs")
+        return out
+
     def __repr__(self) -> str:
         n_tr = len(self.train.tensors[0])
         n_va = len(self.valid.tensors[0]) if self.valid is not None else 0
