@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..plotting import finish_figure, pyplot
 from ..utils import atomic_path
+from .textfile import TextFileError, all_numbers, choose_encoding, dedupe_names
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -32,7 +33,7 @@ __all__ = ["CLIError", "RunInterrupted", "Console", "read_table", "check_columns
            "Application", "Prepared", "parse_lr", "positive_int", "positive_float", "fraction", "int_list",
            "column_list", "add_common_train_arguments", "add_loader_arguments", "add_csv_arguments",
            "check_split", "check_input_file", "is_complete", "ReportItem", "INCOMPLETE_SUFFIX",
-           "COMPLETE_MARKER", "STATUS_FILE"]
+           "COMPLETE_MARKER", "STATUS_FILE", "check_not_repeated", "REPEATED_COLUMNS"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 INCOMPLETE_SUFFIX = ".incomplete"
@@ -328,7 +329,13 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
         raise CLIError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    if b"\x00" in head[:4096] and not encoding.lower().startswith("utf-16"):
+    try:  # a byte-order mark, or UTF-16/32 without one
+        encoding, note = choose_encoding(head, encoding, path)
+    except TextFileError as e:
+        raise CLIError(str(e)) from None
+    if note:
+        console.info(note)
+    if b"\x00" in head[:4096] and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise CLIError(f"{path} looks like a binary file, not delimited text (it contains NUL bytes)")
     try:
         sample = head.decode(encoding)
@@ -337,8 +344,7 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
             sample = head[: e.start].decode(encoding, errors="ignore")
         else:
             raise _encoding_error(path, encoding, head, e) from None
-    if sample.startswith("\ufeff") and encoding.lower().replace("-", "").replace("_", "") == "utf8":
-        encoding, sample = "utf-8-sig", sample[1:]  # a byte-order mark (files saved by Excel)
+    sample = sample.removeprefix("\ufeff")  # a byte-order mark left by an explicit utf-16le/be and the like
     auto = delimiter == "auto"
     sep = (_sniff(sample) or ",") if auto else delimiter
     size = path.stat().st_size
@@ -351,6 +357,9 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
                            f"--names gives {len(names)} ({', '.join(names)}); name every column")
     if not header and not names:
         raise CLIError(f"--no-header needs --names to name the columns of {path}")
+    repeated = dedupe_names([str(n).strip() for n in names or []])[1]
+    if repeated:
+        raise CLIError(f"--names repeats {_repeats(repeated)}; give every column its own name")
     try:
         with open(path, "rb") as raw, console.bar(f"reading {path.name}", total=size, unit="B", unit_scale=True) as b:
             stream = io.BufferedReader(_CountingReader(raw, b))
@@ -372,12 +381,60 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
             raise CLIError(f"{path} was read as a single column with --delimiter {_NAMES.get(sep, repr(sep))}, but "
                            f"it looks {_NAMES[guess]}-delimited; pass --delimiter {_NAMES[guess].strip(chr(39))!s} "
                            "(or leave --delimiter out to detect it)")
-    df.columns = [str(c).strip() for c in df.columns]
-    dups = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
-    if dups:
-        raise CLIError(f"{path} has repeated column names: {', '.join(dups)}; rename them")
+    cells = _header_cells(sample, sep) if header and not names else []
+    raw = cells if len(cells) == df.shape[1] else [str(c).strip() for c in df.columns]
+    df.columns, repeated = dedupe_names(raw)
+    df.attrs[REPEATED_COLUMNS] = repeated
+    if repeated:
+        renamed = [c for c in df.columns if c not in raw]
+        console.warn(f"{path} repeats the column name(s) {_repeats(repeated)}; the repeats are read as "
+                     f"{', '.join(renamed)}. A repeated column cannot be the target or an input: rename the columns "
+                     "in the file")
+    if cells and all_numbers(cells):
+        shown = ", ".join(cells[:6]) + (", ..." if len(cells) > 6 else "")
+        example = ",".join(f"col{i}" for i in range(1, len(cells) + 1)) if len(cells) <= 6 else "col1,col2,..."
+        console.warn(f"every name in the first line of {path} ({shown}) is a number: is it a row of data? If the "
+                     f"file has no header line, pass --no-header --names with {len(cells)} names, e.g. "
+                     f"--no-header --names {example}")
     console.info(f"read {path.name}: {len(df):,} rows x {df.shape[1]} columns (delimiter {_NAMES.get(sep, repr(sep))})")
     return df
+
+
+#: `df.attrs` key where `read_table` records repeated column names: `{name: [1-based positions]}`.
+REPEATED_COLUMNS = "deepfit_repeated_columns"
+
+
+def _header_cells(sample: str, sep: str) -> list[str]:
+    """The cells of the first non-blank line of `sample` (the header), stripped."""
+    first = next((ln for ln in sample.splitlines() if ln.strip()), "")
+    return [c.strip() for c in next(csv.reader([first], delimiter=sep, skipinitialspace=True))] if first else []
+
+
+def _repeats(repeated: dict[str, list[int]]) -> str:
+    return "; ".join(f"{n!r} (columns {', '.join(map(str, p[:-1]))} and {p[-1]})" for n, p in repeated.items())
+
+
+def check_not_repeated(df: "pd.DataFrame", used: Sequence[str], option: str, source: str, hint: str = "") -> None:
+    """Refuse columns of `used` whose name `read_table` found repeated in the header (or their renamed copies
+    `name.1`, ...): the model would silently use the wrong one or both.
+
+    Args:
+        df: a table from `read_table`.
+        used: the columns the command uses.
+        option: where they come from (e.g. `--target`), named in the message.
+        source: the file, named in the message.
+        hint: another way out to add to the message (e.g. an option that leaves columns out).
+    """
+    repeated: dict[str, list[int]] = df.attrs.get(REPEATED_COLUMNS) or {}
+    if not repeated:
+        return
+    cols = list(df.columns)
+    copies = {n: [cols[i - 1] for i in pos] for n, pos in repeated.items() if max(pos) <= len(cols)}
+    for name, names in copies.items():
+        if any(c in names for c in used):
+            where = ", ".join(map(str, repeated[name]))
+            raise CLIError(f"column {name!r} ({option}) appears {len(names)} times in {source} (columns {where}, read "
+                           f"as {', '.join(names)}); rename the columns in the file so each has its own name{hint}")
 
 
 def check_split(n_rows: int, valid_pct: float, source: str, what: str = "rows") -> None:
