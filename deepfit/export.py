@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .errors import HintedError
 from .losses import loss_from_name
 from .utils import atomic_path
 
@@ -31,7 +32,7 @@ _DLS: dict[str, Callable[[dict[str, Any], dict[str, torch.Tensor]], Any]] = {}
 _DLS_FIELDS: dict[str, dict[str, Any]] = {}
 
 
-class ExportError(ValueError):
+class ExportError(HintedError, ValueError):
     """An exported model file cannot be written or read (with the reason and what to do)."""
 
 
@@ -85,6 +86,10 @@ def _short(v: Any) -> str:
 def _first_line(e: BaseException) -> str:
     """An exception's message without the C++ frames torch appends to some errors."""
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+_CLI_SAFETENSORS = ("deepfit predict and info read the model.safetensors that deepfit train writes, and never "
+                    "unpickle a file (that could run code from it).")
 
 
 def _shape(t: Any) -> str:
@@ -192,16 +197,17 @@ def read_header(path: str | Path) -> dict[str, str]:
     with open(path, "rb") as f:
         raw = f.read(8)
     if raw[:4] == b"PK\x03\x04":  # the zip container of torch.save
-        raise ExportError(f"{path} is a pickle/torch.save file, not an exported deepfit model (safetensors). "
+        raise ExportError(f"{path} is a PyTorch pickle file (zip), not an exported deepfit model (safetensors).",
                           "load_learner never unpickles files (that could run code from them); weights saved "
-                          "with learn.save are loaded with learn.load.")
+                          "with learn.save are loaded with learn.load.", cli_hint=_CLI_SAFETENSORS)
     if len(raw) < 8:
         raise ExportError(f"{path} is empty or truncated: it is not an exported deepfit model.")
     n = int.from_bytes(raw, "little")
     size = path.stat().st_size
     if (n < 2 or n + 8 > size) and raw[:1] == b"\x80" and 2 <= raw[1] <= 5:  # a pickle's PROTO opcode
-        raise ExportError(f"{path} looks like a pickle file, not an exported deepfit model (safetensors). "
-                          "load_learner never unpickles files (that could run code from them).")
+        raise ExportError(f"{path} looks like a pickle file, not an exported deepfit model (safetensors).",
+                          "load_learner never unpickles files (that could run code from them).",
+                          cli_hint=_CLI_SAFETENSORS)
     if n < 2 or n + 8 > size:
         raise ExportError(f"{path} is truncated or not a safetensors file (header claims {n} bytes, the file has "
                           f"{size}). Export the model again.")
@@ -290,8 +296,10 @@ def check_export(path: str | Path) -> CheckedExport:
         _import_applications()
     if cls_name not in _MODELS:
         raise ExportError(f"{path} holds a {cls_name} model, which this deepfit does not know. Known models: "
-                          f"{sorted(_MODELS)}. Import the module that defines {cls_name} (and registers it with "
-                          "deepfit.export.register_model) before calling load_learner.")
+                          f"{sorted(_MODELS)}.", f"Import the module that defines {cls_name} (and registers it with "
+                          "deepfit.export.register_model) before calling load_learner.",
+                          cli_hint="The deepfit command reads the models its own commands write; was the file written "
+                                   "by a newer deepfit, or from Python with a model class of your own?")
     config = _json_field(path, meta, "model_config", "{}", dict)
     dls_state = _json_field(path, meta, "dls_state", "{}", dict)
     loss_config = _json_field(path, meta, "loss_config", "{}", dict)

@@ -142,7 +142,7 @@ def test_zip_pickle_is_named_as_such(tmp_path):
     learn = _mlp_learner(tmp_path)
     with pytest.raises(ValueError, match=r"pickled Python objects.*arbitrary code"):
         learn.load("evil")
-    with pytest.raises(ExportError, match=r"pickle/torch.save file, not an exported deepfit model"):
+    with pytest.raises(ExportError, match=r"PyTorch pickle file \(zip\), not an exported deepfit model"):
         load_learner(f)
     assert not marker.exists()
 

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from ..errors import cli_message
 from ..utils import atomic_path
 from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError,
                    Console, RunDir, RunInterrupted, add_common_train_arguments, add_csv_arguments,
@@ -202,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the last line of defence
         if isinstance(e, _user_error_types()):
-            print(f"deepfit: error: {e}", file=sys.stderr)
+            print(f"deepfit: error: {cli_message(e)}", file=sys.stderr)
             return EXIT_USAGE
         if debug:
             traceback.print_exc()
@@ -264,7 +265,7 @@ def _prepare(app: Application, args: argparse.Namespace, console: Console) -> An
     except (CLIError, KeyboardInterrupt):
         raise
     except ValueError as e:
-        raise CLIError(str(e)) from None
+        raise CLIError(cli_message(e)) from None
 
 
 def train_in_run(app: Application, args: argparse.Namespace, prepared: Any, console: Console, title: str,
@@ -285,7 +286,7 @@ def train_in_run(app: Application, args: argparse.Namespace, prepared: Any, cons
         raise RunInterrupted(f"the run did not finish; its partial output is in {run.path} (STATUS says "
                              f"'interrupted', and there is no {COMPLETE_MARKER} marker).{hint}") from None
     except BaseException as e:
-        run.set_status("failed", f"{type(e).__name__}: {e}")
+        run.set_status("failed", f"{type(e).__name__}: {cli_message(e)}")
         raise
     return path, final
 
@@ -380,7 +381,7 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
     except (CLIError, KeyboardInterrupt):
         raise
     except ValueError as e:
-        raise CLIError(f"cannot predict {args.file} with {model}: {e}") from None
+        raise CLIError(f"cannot predict {args.file} with {model}: {cli_message(e)}") from None
     if args.only_predictions:
         new_cols = [c for c in preds.columns if c not in df.columns]
         preds = preds[new_cols]

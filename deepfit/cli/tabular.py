@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import cli_message
 from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_not_repeated, check_split,
                    column_list, flatten, int_list, positive_int, read_table)
 
@@ -104,7 +105,7 @@ class TabularApp(Application):
                                                  y_block=y_block, valid_pct=args.valid_pct, seed=args.seed,
                                                  bs=args.bs, device=args.device)
         except TabularDataError as e:
-            raise CLIError(f"{source}: {e}") from None
+            raise CLIError(f"{source}: {cli_message(e)}") from None
         if len(dls.train) == 0:
             raise CLIError(f"{source} has too few training rows ({dls.train.n}) for --bs {args.bs}")
         metric = accuracy if dls.is_classification else rmse

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from ..data.core import DataLoader, DataLoaders, split_indices
+from ..errors import HintedError
 from ..utils import check_positive, default_device
 
 __all__ = ["CollabDataLoaders", "UnknownIdError", "build_vocab"]
@@ -28,7 +29,7 @@ Unknown = Literal["error", "fallback"]
 _UNKNOWN_CHOICES = ("error", "fallback")
 
 
-class UnknownIdError(ValueError):
+class UnknownIdError(HintedError, ValueError):
     """Ids that were not in the training data (a `ValueError` naming the column and the ids)."""
 
 
@@ -131,8 +132,11 @@ class CollabDataLoaders(DataLoaders):
             raise UnknownIdError(
                 f"Column {name!r} has {len(bad)} id(s) not seen in training: {shown}"
                 f"{' ...' if len(bad) > 5 else ''}. Known ids are of type {'/'.join(kinds)} "
-                f"({len(self.classes[name])} of them). Drop those rows, or predict them from the global mean "
-                "and the known side's bias with test_dl(df, unknown='fallback') (or dls.unknown = 'fallback').")
+                f"({len(self.classes[name])} of them).",
+                "Drop those rows, or predict them from the global mean and the known side's bias with "
+                "test_dl(df, unknown='fallback') (or dls.unknown = 'fallback').",
+                cli_hint="Drop those rows, or pass --unknown fallback to predict them from the global mean and the "
+                         "known side's bias.")
         return idx.astype(np.int64)
 
     def _encode_df(self, df: pd.DataFrame, unknown: Unknown | None) -> torch.Tensor:

@@ -25,6 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import HintedError
+
 __all__ = ["TabularDataError", "TabularProc", "Categorify", "FillMissing", "Normalize", "add_datepart",
            "cont_cat_split", "NA_TOKEN", "UNK_TOKEN", "check_frame", "check_columns", "numeric_column"]
 
@@ -33,7 +35,7 @@ UNK_TOKEN = "#unk#"
 N_RESERVED = 2  # codes 0 (missing) and 1 (unseen category)
 
 
-class TabularDataError(ValueError):
+class TabularDataError(HintedError, ValueError):
     """A table cannot be used as given; the message names the column (or row) and the fix."""
 
 
@@ -68,8 +70,9 @@ def numeric_column(s: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(dt):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
     elif pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt):
-        raise TabularDataError(f"Continuous column {name!r} holds dates/times; expand it into numbers with "
-                               f"`df = add_datepart(df, {name!r})` or list it in cat_names.")
+        raise TabularDataError(f"Continuous column {name!r} holds dates/times.",
+                               f"Expand it into numbers with `df = add_datepart(df, {name!r})` or list it in cat_names.",
+                               cli_hint="List it with --cat instead of --cont, or leave it out.")
     elif pd.api.types.is_numeric_dtype(dt) and not isinstance(dt, pd.CategoricalDtype):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
     else:
@@ -79,15 +82,23 @@ def numeric_column(s: pd.Series, name: str) -> np.ndarray:
             pos = int(np.flatnonzero(bad)[0])
             raise TabularDataError(
                 f"Continuous column {name!r} holds text that is not a number: {s.iloc[pos]!r} at row "
-                f"{_py(s.index[pos])!r} ({int(bad.sum())} such row(s)). Clean it (e.g. "
-                f"`df[{name!r}] = pd.to_numeric(df[{name!r}], errors='coerce')` turns it into missing values) "
-                "or list the column in cat_names.")
+                f"{_py(s.index[pos])!r} ({int(bad.sum())} such row(s)).",
+                f"Clean it (e.g. `df[{name!r}] = pd.to_numeric(df[{name!r}], errors='coerce')` turns it into missing "
+                "values) or list the column in cat_names.",
+                cli_hint=f"Fix those cells in the file, read such values as missing with --na-values "
+                         f"(e.g. --na-values {_cli_value(s.iloc[pos])}), or list the column with --cat.")
         out = conv.to_numpy(dtype="float64", na_value=np.nan)
     if np.isinf(out).any():
         pos = int(np.flatnonzero(np.isinf(out))[0])
         raise TabularDataError(f"Continuous column {name!r} holds an infinite value at row {_py(s.index[pos])!r}; "
                                "replace infinities (e.g. with NaN, which FillMissing handles).")
     return out
+
+
+def _cli_value(v: Any) -> str:
+    """A cell value as one might type it after a command-line option (quoted when it holds spaces or commas)."""
+    text = str(v).strip()
+    return repr(text) if (not text or any(c in text for c in " ,;'\"")) else text
 
 
 def _py(v: Any) -> Any:
