@@ -115,8 +115,9 @@ def test_repeated_names_are_named_with_their_positions(capsys, tmp_path):
 @pytest.mark.parametrize("argv, match", [
     (["--target", "age"], "column 'age' (--target) appears 2 times in d.csv (columns 1, 3, read as age, age.1)"),
     (["--target", "y", "--cont", "age.1"], "column 'age' (--cont) appears 2 times"),
-    (["--target", "y"], "column 'age' (an input column) appears 2 times in d.csv (columns 1, 3, read as age, age.1); "
-                        "rename the columns in the file so each has its own name; or leave the copies out with --ignore"),
+    (["--target", "y"], "column 'age' (an input column) appears 2 times in d.csv (columns 1, 3, read as age, "
+                        "age.1); rename the columns in the file so each has its own name; or leave the copies out "
+                        "with --ignore"),
 ])
 def test_a_repeated_column_used_by_the_model_is_refused(capsys, tmp_path, argv, match):
     p = _dup_table(tmp_path / "d.csv", "age,c,age,y")

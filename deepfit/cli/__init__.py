@@ -361,7 +361,7 @@ def app_for_model(meta: dict[str, str], model: Path) -> Application:
     known = ", ".join(a.name for a in APPLICATIONS)
     what = f"its data pipeline is {dls}" if dls else "it carries no data pipeline"
     raise CLIError(f"{model} cannot predict from a CSV file: {what}, which is none of the command-line "
-                   f"applications ({known}). Use it from Python with deepfit.load_learner")
+                   f"applications ({known}). deepfit info {model} describes it; predicting with it needs Python")
 
 
 def _cmd_predict(args: argparse.Namespace, console: Console) -> int:

@@ -251,7 +251,7 @@ class CollabDataLoaders(DataLoaders):
         for side, name in (("n_users", self.user_name), ("n_items", self.item_name)):
             n = getattr(model, side, None)
             if n is not None and n != len(self.classes[name]):
-                out.append(f"{len(self.classes[name])} {name!r} ids but the model has {side}={n}")
+                out.append(f"{len(self.classes[name])} {name!r} ids but the model's {side} is {n}")
         return out
 
     # ---- construction --------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def numeric_column(s: pd.Series, name: str) -> np.ndarray:
         out = s.to_numpy(dtype="float64", na_value=np.nan)
     elif pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt):
         raise TabularDataError(f"Continuous column {name!r} holds dates/times.",
-                               f"Expand it into numbers with `df = add_datepart(df, {name!r})` or list it in cat_names.",
+                               f"Expand it into numbers with `df = add_datepart(df, {name!r})` or list it in "
+                               "cat_names.",
                                cli_hint="List it with --cat instead of --cont, or leave it out.")
     elif pd.api.types.is_numeric_dtype(dt) and not isinstance(dt, pd.CategoricalDtype):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
