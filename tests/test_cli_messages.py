@@ -74,6 +74,8 @@ def _diverge(self, *a, **k):
 CASES = {
     "text in a continuous column": (["train", "tabular", "{text.csv}", "--target", "label", "--cat", "color",
                                      "--cont", "size"], "--cat", False),
+    "text in a continuous column (predict)": (["predict", "{tab.safetensors}", "{text.csv}", "--out", "{out}"],
+                                              "--na-values n/a?", False),
     "unseen collab ids": (["predict", "{cf.safetensors}", "{pairs.csv}", "--out", "{out}"], "--unknown fallback",
                           False),
     "diverging training": (["train", "tabular", "{t.csv}", "--target", "label"], "deepfit lr-find", True),

@@ -155,7 +155,8 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
     p_info = sub.add_parser("info", help="describe an exported model", formatter_class=_Formatter, parents=[flags],
                             description=_wrap("Print what an exported model is: application, architecture, data "
                                               "preprocessing, and the metrics of the run that made it (when its "
-                                              "run.json is beside it)."))
+                                              "run.json is beside it). The file is checked as predict loads it: "
+                                              "a damaged file is an error (exit status 2)."))
     p_info.add_argument("model", type=Path, metavar="MODEL")
     p_info.add_argument("--json", action="store_true", help="print the description as JSON")
     p_info.set_defaults(func=_cmd_info)

@@ -86,8 +86,9 @@ def numeric_column(s: pd.Series, name: str) -> np.ndarray:
                 f"{_py(s.index[pos])!r} ({int(bad.sum())} such row(s)).",
                 f"Clean it (e.g. `df[{name!r}] = pd.to_numeric(df[{name!r}], errors='coerce')` turns it into missing "
                 "values) or list the column in cat_names.",
-                cli_hint=f"Fix those cells in the file, read such values as missing with --na-values "
-                         f"(e.g. --na-values {_cli_value(s.iloc[pos])}), or list the column with --cat.")
+                cli_hint=f"Fix those cells in the file, or read such values as missing with --na-values (e.g. "
+                         f"--na-values {_cli_value(s.iloc[pos])}); when training, --cat makes it a categorical "
+                         "column instead.")
         out = conv.to_numpy(dtype="float64", na_value=np.nan)
     if np.isinf(out).any():
         pos = int(np.flatnonzero(np.isinf(out))[0])
