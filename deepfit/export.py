@@ -240,6 +240,8 @@ class CheckedExport:
         dls: the inference DataLoaders rebuilt from its data state (None: the file has no data pipeline).
         dls_state: that data state as JSON (empty without a pipeline).
         loss_func: the loss, with its stored settings.
+        shell: the model as built for the checks: on the `meta` device (no weights), or, for a class that
+            cannot be built there, a real model with its initial weights.
     """
 
     path: Path
@@ -250,6 +252,7 @@ class CheckedExport:
     dls: Any
     dls_state: dict[str, Any]
     loss_func: Any
+    shell: nn.Module
 
 
 def _json_field(path: Path, meta: dict[str, str], key: str, default: str, kind: type) -> Any:
@@ -316,13 +319,7 @@ def check_export(path: str | Path) -> CheckedExport:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise ExportError(f"{path} is truncated or corrupted ({e}). Export the model again.") from None
-    try:  # on the meta device: shapes only, no memory, however large the config's sizes
-        with torch.device("meta"):
-            shell = _MODELS[cls_name](**config)
-    except (ValueError, TypeError, RuntimeError, OverflowError, NotImplementedError, RecursionError) as e:
-        raise ExportError(f"{path} describes a {cls_name} with a config this deepfit cannot build "
-                          f"({meta['model_config'][:200]}): {_first_line(e)}. Was it written by another deepfit "
-                          "version?") from None
+    shell = _build_model(path, meta, config)
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     problems = state_dict_mismatches(shell, state)
     if problems:
@@ -331,7 +328,37 @@ def check_export(path: str | Path) -> CheckedExport:
                           + ". The file was probably edited or written by another version.")
     dls = _check_dls(path, meta, dls_state, {k[len("dls."):]: v for k, v in tensors.items() if k.startswith("dls.")},
                      shell)
-    return CheckedExport(path, meta, _MODELS[cls_name], config, state, dls, dls_state, loss_func)
+    return CheckedExport(path, meta, _MODELS[cls_name], config, state, dls, dls_state, loss_func, shell)
+
+
+_BUILD_ERRORS = (ValueError, TypeError, RuntimeError, OverflowError, NotImplementedError, RecursionError)
+
+
+def _build_model(path: Path, meta: dict[str, str], config: dict[str, Any]) -> nn.Module:
+    """The file's model, built on the `meta` device (shapes only: no memory, however large the config's sizes).
+    A registered class whose constructor computes with tensor values cannot run there; it is built for real."""
+    cls_name = meta["model_class"]
+    cls = _MODELS[cls_name]
+
+    def refuse(e: BaseException) -> ExportError:
+        return ExportError(f"{path} describes a {cls_name} with a config this deepfit cannot build "
+                           f"({meta['model_config'][:200]}): {_first_line(e)}. Was it written by another deepfit "
+                           "version?")
+    try:
+        with torch.device("meta"):
+            return cls(**config)
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+        raise refuse(e) from None
+    except (RuntimeError, NotImplementedError):
+        pass  # e.g. `.item()` on a meta tensor, or a negative size: the real build says which
+    try:
+        return cls(**config)
+    except _BUILD_ERRORS + (MemoryError,) as e:
+        raise refuse(e) from None
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
 
 
 def _check_dls(path: Path, meta: dict[str, str], state: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -377,7 +404,8 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
     """
     from .learner import Learner
     checked = check_export(path)
-    model = checked.model_class(**checked.config)  # the same sizes as the stored tensors: checked on `meta`
+    # the same sizes as the stored tensors (checked on `meta`), so this allocates no more than the file holds
+    model = checked.model_class(**checked.config) if _on_meta(checked.shell) else checked.shell
     model.load_state_dict(checked.state, strict=True)
     model.eval()  # an exported model is for inference
     from .data.core import DataLoader, DataLoaders

@@ -146,6 +146,14 @@ def test_repeated_names_in_names_option(capsys, tmp_path):
             "--names repeats 'a' (columns 1 and 3); give every column its own name")
 
 
+def test_unnamed_columns_keep_pandas_names(capsys, tmp_path):
+    p = tmp_path / "indexed.csv"
+    p.write_text(",a,,b\n0,1,2,3\n1,4,5,6\n")
+    df = read_table(p)
+    assert df.columns.tolist() == ["Unnamed: 0", "a", "Unnamed: 2", "b"]
+    assert "repeats" not in capsys.readouterr().err
+
+
 # ---- a header that is data ---------------------------------------------------------------------------------
 def test_a_header_of_numbers_warns_with_the_flags(capsys, tmp_path):
     p = tmp_path / "u.data"

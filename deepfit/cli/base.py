@@ -382,7 +382,9 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
                            f"it looks {_NAMES[guess]}-delimited; pass --delimiter {_NAMES[guess].strip(chr(39))!s} "
                            "(or leave --delimiter out to detect it)")
     cells = _header_cells(sample, sep) if header and not names else []
-    raw = cells if len(cells) == df.shape[1] else [str(c).strip() for c in df.columns]
+    raw = [str(c).strip() for c in df.columns]
+    if len(cells) == len(raw):  # the names as written (pandas renames repeats), pandas' name for an empty one
+        raw = [c or r for c, r in zip(cells, raw)]
     df.columns, repeated = dedupe_names(raw)
     df.attrs[REPEATED_COLUMNS] = repeated
     if repeated:
