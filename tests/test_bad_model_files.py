@@ -64,6 +64,18 @@ def _edit_json(key: str, edit):
     return change
 
 
+def _replace_tensor(src: Path, dst: Path, name: str, value: torch.Tensor) -> Path:
+    """A copy of `src` with the tensor `name` replaced (the header's metadata kept)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    with safe_open(str(src), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    tensors[name] = value
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
 def _truncate(src: Path, dst: Path) -> Path:
     dst.write_bytes(src.read_bytes()[:-20])
     return dst
@@ -107,6 +119,10 @@ DAMAGE = {
                                                                   r"5 rows"),
     "collab vocabulary": ("collab", lambda s, d: rewrite_header(s, d, _edit_json(
         "dls_state", lambda st: st["classes"].update(user=[1, 2]))), r"2 'user' ids but the model's n_users is 10"),
+    "collab counts": ("collab", lambda s, d: _replace_tensor(s, d, "dls.user_counts", torch.zeros(3).int()),
+                      r"10 'user' ids but \(3,\) rating counts"),
+    "collab seen pairs": ("collab", lambda s, d: _replace_tensor(s, d, "dls.seen", torch.full((4, 2), 99).int()),
+                          r"rated \(user, item\) pairs \(a \(4, 2\) tensor\) are not index pairs"),
     "header value not text": ("tabular", lambda s, d: rewrite_header(s, d, lambda m: m.update(model_class=["x"])),
                               r"model_class should be text"),
 }

@@ -252,6 +252,13 @@ class CollabDataLoaders(DataLoaders):
             n = getattr(model, side, None)
             if n is not None and n != len(self.classes[name]):
                 out.append(f"{len(self.classes[name])} {name!r} ids but the model's {side} is {n}")
+            if tuple(self.counts[name].shape) != (len(self.classes[name]),):
+                out.append(f"{len(self.classes[name])} {name!r} ids but {tuple(self.counts[name].shape)} rating counts")
+        sizes = torch.tensor([len(self.classes[self.user_name]), len(self.classes[self.item_name])])
+        if self.seen.ndim != 2 or self.seen.shape[1] != 2 or (len(self.seen) and bool(
+                ((self.seen < 0) | (self.seen >= sizes)).any())):
+            out.append(f"the rated (user, item) pairs (a {tuple(self.seen.shape)} tensor) are not index pairs of "
+                       "the vocabularies")
         return out
 
     # ---- construction --------------------------------------------------------------------------------
