@@ -117,6 +117,12 @@ DAMAGE = {
         "dls_state", lambda st: [p["state"]["classes"].update(color=["red"]) for p in st["proc"]["procs"]
                                  if p["name"] == "Categorify"])), r"column 'color' has 3 codes but its embedding has "
                                                                   r"5 rows"),
+    "NaN statistics": ("tabular", lambda s, d: rewrite_header(s, d, _edit_json(
+        "dls_state", lambda st: [p["state"]["stds"].update(size=float("nan")) for p in st["proc"]["procs"]
+                                 if p["name"] == "Normalize"])), r"column 'size' has the standard deviation nan"),
+    "statistics for another column": ("tabular", lambda s, d: rewrite_header(s, d, _edit_json(
+        "dls_state", lambda st: [p["state"]["means"].update(weight=1.0) for p in st["proc"]["procs"]
+                                 if p["name"] == "Normalize"])), r"statistics are for columns \['size', 'weight'\]"),
     "collab vocabulary": ("collab", lambda s, d: rewrite_header(s, d, _edit_json(
         "dls_state", lambda st: st["classes"].update(user=[1, 2]))), r"2 'user' ids but the model's n_users is 10"),
     "collab counts": ("collab", lambda s, d: _replace_tensor(s, d, "dls.user_counts", torch.zeros(3).int()),

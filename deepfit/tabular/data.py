@@ -581,12 +581,13 @@ class TabularDataLoaders(DataLoaders):
                     "bs?": int}
 
     def model_mismatches(self, model: Any) -> list[str]:
-        """Where the sizes of `model` (a `TabularModel`, possibly on the meta device) disagree with these
-        loaders' columns, vocabularies and classes (empty: they fit). Used by `load_learner`."""
+        """Where these loaders' preprocessing disagrees with itself (columns without statistics, statistics
+        that are not finite numbers) or with the sizes of `model` (a `TabularModel`, possibly on the meta
+        device): its embeddings, inputs and outputs (empty: they fit). Used by `load_learner`."""
+        out = self._state_problems()
         emb_szs, n_cont, out_sz = (getattr(model, a, None) for a in ("emb_szs", "n_cont", "out_sz"))
         if emb_szs is None or n_cont is None or out_sz is None:
-            return []
-        out = []
+            return out
         if len(emb_szs) != len(self.cat_names):
             out.append(f"{len(self.cat_names)} categorical columns but {len(emb_szs)} embeddings")
         else:
@@ -601,6 +602,27 @@ class TabularDataLoaders(DataLoaders):
         if out_sz != self.n_out:
             out.append(f"{self.n_out} {'classes' if self.is_classification else 'targets'} but the model has "
                        f"{out_sz} outputs")
+        return out
+
+    def _state_problems(self) -> list[str]:
+        proc, out = self.proc, []
+        cont = set(self.cont_names)
+        stats = []
+        if proc.categorify is not None and set(proc.categorify.classes) != set(self.cat_names):
+            out.append(f"the vocabularies are for columns {sorted(proc.categorify.classes)} but the categorical "
+                       f"columns are {self.cat_names}")
+        if proc.normalize is not None:
+            stats += [("mean", proc.normalize.means), ("standard deviation", proc.normalize.stds)]
+            if proc.normalize.means.keys() != cont or proc.normalize.stds.keys() != cont:
+                out.append(f"the normalisation statistics are for columns {sorted(proc.normalize.means)} but the "
+                           f"continuous columns are {self.cont_names}")
+            out += [f"column {k!r} has the standard deviation {v}" for k, v in proc.normalize.stds.items() if v <= 0]
+        if proc.fill_missing is not None:
+            stats.append(("fill value", proc.fill_missing.fill_values))
+            if not set(proc.fill_missing.fill_values) <= cont:
+                out.append(f"fill values for columns {sorted(set(proc.fill_missing.fill_values) - cont)}, which are "
+                           "not continuous columns")
+        out += [f"column {k!r} has the {what} {v}" for what, d in stats for k, v in d.items() if not np.isfinite(v)]
         return out
 
     def __repr__(self) -> str:
