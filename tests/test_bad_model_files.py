@@ -125,6 +125,8 @@ DAMAGE = {
                                  if p["name"] == "Normalize"])), r"statistics are for columns \['size', 'weight'\]"),
     "collab vocabulary": ("collab", lambda s, d: rewrite_header(s, d, _edit_json(
         "dls_state", lambda st: st["classes"].update(user=[1, 2]))), r"2 'user' ids but the model's n_users is 10"),
+    "collab NaN mean": ("collab", lambda s, d: rewrite_header(s, d, _edit_json(
+        "dls_state", lambda st: st.update(rating_mean=float("nan")))), r"the mean rating is nan"),
     "collab counts": ("collab", lambda s, d: _replace_tensor(s, d, "dls.user_counts", torch.zeros(3).int()),
                       r"10 'user' ids but \(3,\) rating counts"),
     "collab seen pairs": ("collab", lambda s, d: _replace_tensor(s, d, "dls.seen", torch.full((4, 2), 99).int()),

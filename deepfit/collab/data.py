@@ -12,6 +12,8 @@ float ratings, so each batch is one indexing operation per tensor.
 """
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -254,6 +256,10 @@ class CollabDataLoaders(DataLoaders):
                 out.append(f"{len(self.classes[name])} {name!r} ids but the model's {side} is {n}")
             if tuple(self.counts[name].shape) != (len(self.classes[name]),):
                 out.append(f"{len(self.classes[name])} {name!r} ids but {tuple(self.counts[name].shape)} rating counts")
+        if not math.isfinite(self.rating_mean):
+            out.append(f"the mean rating is {self.rating_mean}")
+        if self.y_range is not None and not (len(self.y_range) == 2 and self.y_range[0] < self.y_range[1]):
+            out.append(f"the rating range {list(self.y_range)} is not (low, high)")
         sizes = torch.tensor([len(self.classes[self.user_name]), len(self.classes[self.item_name])])
         if self.seen.ndim != 2 or self.seen.shape[1] != 2 or (len(self.seen) and bool(
                 ((self.seen < 0) | (self.seen >= sizes)).any())):
