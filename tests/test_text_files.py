@@ -16,7 +16,6 @@ from deepfit.cli.textfile import choose_encoding, dedupe_names, wide_encoding_wi
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAST = ("--epochs", "1", "--lr-find-iters", "0", "--bs", "16", "-q")
 TEXT = "name;city;age\nJosé;Zürich;30\nAnaïs;Orléans;41\n"
 
 
@@ -46,14 +45,14 @@ def test_a_byte_order_mark_is_read_in_its_encoding(tmp_path, codec, bom):
         pd.testing.assert_frame_equal(read_table(p, encoding=fam), df)
 
 
-def test_utf16_with_a_mark_trains_from_the_command_line(capsys, tmp_path):
+def test_utf16_with_a_mark_is_read_from_the_command_line(capsys, tmp_path):
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"x": rng.normal(size=60).round(3), "c": rng.choice(["a", "b"], 60),
                        "y": rng.choice(["p", "q"], 60)})
     p = tmp_path / "excel.csv"
     p.write_text(df.to_csv(index=False), encoding="utf-16")  # Python writes the mark first
-    assert main(["train", "tabular", str(p), "--target", "y", "--out", str(tmp_path / "run"), *FAST]) == 0
-    assert (tmp_path / "run" / "COMPLETE").is_file()
+    assert main(["lr-find", "tabular", str(p), "--target", "y", "--num-it", "5", "--bs", "16", "-q"]) == 0
+    assert "valley" in capsys.readouterr().out
 
 
 def test_a_mark_contradicting_the_given_encoding_names_the_right_one(tmp_path):
@@ -127,10 +126,10 @@ def test_a_repeated_column_used_by_the_model_is_refused(capsys, tmp_path, argv, 
 
 def test_a_repeated_column_left_out_only_warns(capsys, tmp_path):
     p = _dup_table(tmp_path / "d.csv", "age,c,age,y")
-    assert main(["train", "tabular", str(p), "--target", "y", "--cat", "c", "--out", str(tmp_path / "o"), *FAST]) == 0
+    sweep = ("--num-it", "5", "--bs", "16", "-q")
+    assert main(["lr-find", "tabular", str(p), "--target", "y", "--cat", "c", *sweep]) == 0
     assert "'age' (columns 1 and 3)" in capsys.readouterr().err
-    assert main(["train", "tabular", str(p), "--target", "y", "--ignore", "age,age.1", "--out", str(tmp_path / "o2"),
-                 *FAST]) == 0
+    assert main(["lr-find", "tabular", str(p), "--target", "y", "--ignore", "age,age.1", *sweep]) == 0
 
 
 def test_collab_repeated_id_column_is_refused(capsys, tmp_path):
@@ -158,7 +157,7 @@ def test_unnamed_columns_keep_pandas_names(capsys, tmp_path):
 def test_a_header_of_numbers_warns_with_the_flags(capsys, tmp_path):
     p = tmp_path / "u.data"
     p.write_text("".join(f"{i % 9}\t{100 + i % 7}\t{1 + i % 5}\n" for i in range(60)))
-    assert main(["train", "collab", str(p), "--out", str(tmp_path / "o"), *FAST]) == 0
+    assert main(["lr-find", "collab", str(p), "--num-it", "5", "--bs", "16", "-q"]) == 0
     err = capsys.readouterr().err
     assert ("deepfit: warning: every name in the first line of " in err and "(0, 100, 1) is a number: is it a row of "
             "data? If the file has no header line, pass --no-header --names with 3 names, e.g. --no-header --names "
