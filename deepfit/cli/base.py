@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..plotting import finish_figure, pyplot
 from ..utils import atomic_path
-from .textfile import TextFileError, all_numbers, choose_encoding, dedupe_names
+from .textfile import (REPEATED_COLUMNS, TextFileError, all_numbers, choose_encoding, dedupe_names, header_cells,
+                       repeated_column_problem, repeats)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -359,7 +360,7 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
         raise CLIError(f"--no-header needs --names to name the columns of {path}")
     repeated = dedupe_names([str(n).strip() for n in names or []])[1]
     if repeated:
-        raise CLIError(f"--names repeats {_repeats(repeated)}; give every column its own name")
+        raise CLIError(f"--names repeats {repeats(repeated)}; give every column its own name")
     try:
         with open(path, "rb") as raw, console.bar(f"reading {path.name}", total=size, unit="B", unit_scale=True) as b:
             stream = io.BufferedReader(_CountingReader(raw, b))
@@ -381,7 +382,7 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
             raise CLIError(f"{path} was read as a single column with --delimiter {_NAMES.get(sep, repr(sep))}, but "
                            f"it looks {_NAMES[guess]}-delimited; pass --delimiter {_NAMES[guess].strip(chr(39))!s} "
                            "(or leave --delimiter out to detect it)")
-    cells = _header_cells(sample, sep) if header and not names else []
+    cells = header_cells(sample, sep) if header and not names else []
     raw = [str(c).strip() for c in df.columns]
     if len(cells) == len(raw):  # the names as written (pandas renames repeats), pandas' name for an empty one
         raw = [c or r for c, r in zip(cells, raw)]
@@ -389,7 +390,7 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
     df.attrs[REPEATED_COLUMNS] = repeated
     if repeated:
         renamed = [c for c in df.columns if c not in raw]
-        console.warn(f"{path} repeats the column name(s) {_repeats(repeated)}; the repeats are read as "
+        console.warn(f"{path} repeats the column name(s) {repeats(repeated)}; the repeats are read as "
                      f"{', '.join(renamed)}. A repeated column cannot be the target or an input: rename the columns "
                      "in the file")
     if cells and all_numbers(cells):
@@ -402,41 +403,12 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
     return df
 
 
-#: `df.attrs` key where `read_table` records repeated column names: `{name: [1-based positions]}`.
-REPEATED_COLUMNS = "deepfit_repeated_columns"
-
-
-def _header_cells(sample: str, sep: str) -> list[str]:
-    """The cells of the first non-blank line of `sample` (the header), stripped."""
-    first = next((ln for ln in sample.splitlines() if ln.strip()), "")
-    return [c.strip() for c in next(csv.reader([first], delimiter=sep, skipinitialspace=True))] if first else []
-
-
-def _repeats(repeated: dict[str, list[int]]) -> str:
-    return "; ".join(f"{n!r} (columns {', '.join(map(str, p[:-1]))} and {p[-1]})" for n, p in repeated.items())
-
-
 def check_not_repeated(df: "pd.DataFrame", used: Sequence[str], option: str, source: str, hint: str = "") -> None:
     """Refuse columns of `used` whose name `read_table` found repeated in the header (or their renamed copies
-    `name.1`, ...): the model would silently use the wrong one or both.
-
-    Args:
-        df: a table from `read_table`.
-        used: the columns the command uses.
-        option: where they come from (e.g. `--target`), named in the message.
-        source: the file, named in the message.
-        hint: another way out to add to the message (e.g. an option that leaves columns out).
-    """
-    repeated: dict[str, list[int]] = df.attrs.get(REPEATED_COLUMNS) or {}
-    if not repeated:
-        return
-    cols = list(df.columns)
-    copies = {n: [cols[i - 1] for i in pos] for n, pos in repeated.items() if max(pos) <= len(cols)}
-    for name, names in copies.items():
-        if any(c in names for c in used):
-            where = ", ".join(map(str, repeated[name]))
-            raise CLIError(f"column {name!r} ({option}) appears {len(names)} times in {source} (columns {where}, read "
-                           f"as {', '.join(names)}); rename the columns in the file so each has its own name{hint}")
+    `name.1`, ...): the model would silently use the wrong one or both. See `textfile.repeated_column_problem`."""
+    problem = repeated_column_problem(df, used, option, source, hint)
+    if problem:
+        raise CLIError(problem)
 
 
 def check_split(n_rows: int, valid_pct: float, source: str, what: str = "rows") -> None:

@@ -1,12 +1,20 @@
 """What the first bytes and the header line of a delimited text file say, for `read_table`'s messages:
 its encoding (a byte-order mark, or UTF-16/32 text without one), repeated column names, and a first line
-that holds data rather than names. Pure functions of bytes and strings; `read_table` turns the
-`TextFileError`s into command-line errors."""
+that holds data rather than names. Functions of bytes, strings and tables that return facts and messages;
+`read_table` and the applications turn them into command-line errors and warnings."""
 from __future__ import annotations
 
-from typing import Sequence
+import csv
+from typing import TYPE_CHECKING, Any, Sequence
 
-__all__ = ["TextFileError", "choose_encoding", "wide_encoding_without_bom", "dedupe_names", "all_numbers"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["TextFileError", "choose_encoding", "wide_encoding_without_bom", "dedupe_names", "all_numbers",
+           "header_cells", "repeats", "repeated_column_problem", "REPEATED_COLUMNS"]
+
+#: `df.attrs` key where `read_table` records repeated column names: `{name: [1-based positions]}`.
+REPEATED_COLUMNS = "deepfit_repeated_columns"
 
 # Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
 _BOMS = ((b"\xff\xfe\x00\x00", "utf-32", "UTF-32 LE"), (b"\x00\x00\xfe\xff", "utf-32", "UTF-32 BE"),
@@ -123,3 +131,37 @@ def all_numbers(cells: Sequence[str]) -> bool:
         except ValueError:
             return False
     return True
+
+
+def header_cells(sample: str, sep: str) -> list[str]:
+    """The cells of the first non-blank line of `sample` (the header), stripped."""
+    first = next((ln for ln in sample.splitlines() if ln.strip()), "")
+    return [c.strip() for c in next(csv.reader([first], delimiter=sep, skipinitialspace=True))] if first else []
+
+
+def repeats(repeated: dict[str, list[int]]) -> str:
+    """`'age' (columns 1 and 3); ...` for `{name: [1-based positions]}`."""
+    return "; ".join(f"{n!r} (columns {', '.join(map(str, p[:-1]))} and {p[-1]})" for n, p in repeated.items())
+
+
+def repeated_column_problem(df: "pd.DataFrame", used: Sequence[str], option: str, source: str,
+                            hint: str = "") -> str | None:
+    """The message refusing the first column of `used` whose name was repeated in the header of the file
+    `df` was read from (recorded by `read_table` in `df.attrs`), or None.
+
+    Args:
+        df: a table from `read_table`.
+        used: the columns the command uses (a renamed copy such as `age.1` counts as `age`).
+        option: where they come from (e.g. `--target`), named in the message.
+        source: the file, named in the message.
+        hint: another way out to add to the message (e.g. an option that leaves columns out).
+    """
+    repeated: dict[str, list[int]] = df.attrs.get(REPEATED_COLUMNS) or {}
+    cols: list[Any] = list(df.columns)
+    for name, pos in repeated.items():
+        names = [cols[i - 1] for i in pos if i <= len(cols)]
+        if any(c in names for c in used):
+            return (f"column {name!r} ({option}) appears {len(names)} times in {source} (columns "
+                    f"{', '.join(map(str, pos))}, read as {', '.join(map(str, names))}); rename the columns in the "
+                    f"file so each has its own name{hint}")
+    return None

@@ -18,6 +18,7 @@ import torch
 from ..data.core import DataLoader, DataLoaders, split_indices
 from ..losses import CrossEntropyLoss, MSELoss
 from ..utils import check_positive, default_device
+from .export_checks import STATE_FIELDS, model_mismatches
 from .transforms import (PROCS, Categorify, FillMissing, Normalize, TabularDataError, TabularProc, _is_number,
                          _is_text, _py, _sorted_values, check_columns, check_frame, cont_cat_split, numeric_column)
 
@@ -575,55 +576,12 @@ class TabularDataLoaders(DataLoaders):
         return cls(train, None, proc)
 
     #: The JSON shape of `export_state` (checked by `load_learner` before `from_state` runs).
-    STATE_FIELDS = {"proc": {"raw_cat_names": [str], "raw_cont_names": [str], "cat_names": [str], "cont_names": [str],
-                             "y_names": [str], "y_block?": str, "log_y?": bool, "is_classification": bool,
-                             "classes": list, "procs": [{"name": str, "state": dict}]},
-                    "bs?": int}
+    STATE_FIELDS = STATE_FIELDS
 
     def model_mismatches(self, model: Any) -> list[str]:
-        """Where these loaders' preprocessing disagrees with itself (columns without statistics, statistics
-        that are not finite numbers) or with the sizes of `model` (a `TabularModel`, possibly on the meta
-        device): its embeddings, inputs and outputs (empty: they fit). Used by `load_learner`."""
-        out = self._state_problems()
-        emb_szs, n_cont, out_sz = (getattr(model, a, None) for a in ("emb_szs", "n_cont", "out_sz"))
-        if emb_szs is None or n_cont is None or out_sz is None:
-            return out
-        if len(emb_szs) != len(self.cat_names):
-            out.append(f"{len(self.cat_names)} categorical columns but {len(emb_szs)} embeddings")
-        else:
-            for name, (rows, _) in zip(self.cat_names, emb_szs):
-                if name not in self.proc.categorify.classes:
-                    out.append(f"no vocabulary for the categorical column {name!r}")
-                elif self.proc.categorify.cardinality(name) != rows:
-                    out.append(f"column {name!r} has {self.proc.categorify.cardinality(name)} codes but its "
-                               f"embedding has {rows} rows")
-        if n_cont != len(self.cont_names):
-            out.append(f"{len(self.cont_names)} continuous columns but the model takes {n_cont}")
-        if out_sz != self.n_out:
-            out.append(f"{self.n_out} {'classes' if self.is_classification else 'targets'} but the model has "
-                       f"{out_sz} outputs")
-        return out
-
-    def _state_problems(self) -> list[str]:
-        proc, out = self.proc, []
-        cont = set(self.cont_names)
-        stats = []
-        if proc.categorify is not None and set(proc.categorify.classes) != set(self.cat_names):
-            out.append(f"the vocabularies are for columns {sorted(proc.categorify.classes)} but the categorical "
-                       f"columns are {self.cat_names}")
-        if proc.normalize is not None:
-            stats += [("mean", proc.normalize.means), ("standard deviation", proc.normalize.stds)]
-            if proc.normalize.means.keys() != cont or proc.normalize.stds.keys() != cont:
-                out.append(f"the normalisation statistics are for columns {sorted(proc.normalize.means)} but the "
-                           f"continuous columns are {self.cont_names}")
-            out += [f"column {k!r} has the standard deviation {v}" for k, v in proc.normalize.stds.items() if v <= 0]
-        if proc.fill_missing is not None:
-            stats.append(("fill value", proc.fill_missing.fill_values))
-            if not set(proc.fill_missing.fill_values) <= cont:
-                out.append(f"fill values for columns {sorted(set(proc.fill_missing.fill_values) - cont)}, which are "
-                           "not continuous columns")
-        out += [f"column {k!r} has the {what} {v}" for what, d in stats for k, v in d.items() if not np.isfinite(v)]
-        return out
+        """Where these loaders' preprocessing disagrees with itself or with the sizes of `model` (empty: they
+        fit); see `deepfit.tabular.export_checks`. Used by `load_learner`."""
+        return model_mismatches(self, model)
 
     def __repr__(self) -> str:
         n_tr = len(self.train.tensors[0])
