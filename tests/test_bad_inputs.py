@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from deepfit.cli.base import COMPLETE_MARKER, INCOMPLETE_SUFFIX, STATUS_FILE, is
 from conftest import torch_threads
 
 FAST = ("--epochs", "1", "--lr-find-iters", "0", "--bs", "32", "-q")
+#: Python call syntax that must never reach a command-line user (see tests/test_cli_messages.py).
+PYTHON_SYNTAX = re.compile(r"\w\((?!s\))|learn\.|pd\.|df\[|dls\.|np\.|torch\.|`|\w=\w|load_learner|register_model")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,6 +77,8 @@ def expect_error(capsys, argv, inputs=(), match: str = "", code: int = 2, out: P
     err = capsys.readouterr().err
     assert got == code, err
     assert "Traceback" not in err
+    python = PYTHON_SYNTAX.findall(err)
+    assert not python, f"Python syntax {python} shown to a command-line user: {err}"
     if code == 2:
         assert "deepfit: error: " in err
         line = next(ln for ln in err.splitlines() if ln.startswith("deepfit: error: "))

@@ -142,7 +142,7 @@ def test_zip_pickle_is_named_as_such(tmp_path):
     learn = _mlp_learner(tmp_path)
     with pytest.raises(ValueError, match=r"pickled Python objects.*arbitrary code"):
         learn.load("evil")
-    with pytest.raises(ExportError, match=r"pickle/torch.save file, not an exported deepfit model"):
+    with pytest.raises(ExportError, match=r"PyTorch pickle file \(zip\), not an exported deepfit model"):
         load_learner(f)
     assert not marker.exists()
 
@@ -289,3 +289,35 @@ def test_loss_settings_survive_export_so_predict_decodes_the_same(tmp_path):
                  path=tmp_path, progress=False)
     lf = load_learner(ce.export("ce.safetensors")).loss_func
     assert (lf.label_smoothing, lf.ignore_index) == (0.1, 3)
+
+
+class _ValueDependentNet(torch.nn.Module):
+    """A registered model whose constructor reads a tensor value (which the `meta` device cannot give)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        width = int(torch.tensor(n).item())
+        self.lin = torch.nn.Linear(width, 2)
+        self.n = n
+
+    def forward(self, x):
+        return self.lin(x)
+
+    def get_config(self):
+        return {"n": self.n}
+
+
+def test_a_model_that_cannot_be_built_on_meta_still_loads_and_is_checked(tmp_path):
+    from deepfit.export import register_model
+    register_model(_ValueDependentNet)
+    dls = DataLoaders.from_tensors(torch.randn(8, 3), torch.randint(0, 2, (8,)), bs=4, device="cpu")
+    learn = Learner(dls, _ValueDependentNet(3), loss_func=CrossEntropyLoss(), path=tmp_path, progress=False)
+    f = learn.export("v.safetensors")
+    loaded = load_learner(f)
+    assert torch.equal(loaded.model.lin.weight, learn.model.lin.weight)
+    _rewrite_header(f, lambda m: m.update(model_config=json.dumps({"n": 5})))
+    with pytest.raises(ExportError, match=r"lin\.weight is \(2, 3\) in the file but \(2, 5\) in the model"):
+        load_learner(f)
+    _rewrite_header(f, lambda m: m.update(model_config=json.dumps({"n": -4})))
+    with pytest.raises(ExportError, match="config this deepfit cannot build"):
+        load_learner(f)

@@ -6,12 +6,13 @@ import math
 import torch
 from torch import nn
 
+from ..errors import HintedError
 from .core import Callback
 
 __all__ = ["TerminateOnNaN", "GradientClip", "NonFiniteLossError"]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(HintedError, FloatingPointError):
     """Training stopped because the loss became NaN or infinite."""
 
 
@@ -58,9 +59,11 @@ class TerminateOnNaN(Callback):
     def _stop(self, value: float) -> None:
         learn = self.learner
         raise NonFiniteLossError(
-            f"The training loss became {value} at epoch {learn.epoch}, batch {learn.iter}. "
+            f"The training loss became {value} at epoch {learn.epoch}, batch {learn.iter}.",
             "Lower the learning rate (try `learn.lr_find()`), check the inputs for NaN/inf, or clip "
-            "gradients with GradientClip().")
+            "gradients with GradientClip().",
+            cli_hint="Lower --lr (deepfit lr-find suggests one, or pass --lr auto) and check the inputs for "
+                     "NaN/inf or huge values.")
 
 
 class GradientClip(Callback):

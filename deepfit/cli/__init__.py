@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from ..errors import cli_message
 from ..utils import atomic_path
 from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError,
                    Console, RunDir, RunInterrupted, add_common_train_arguments, add_csv_arguments,
@@ -156,7 +157,8 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
     p_info = sub.add_parser("info", help="describe an exported model", formatter_class=_Formatter, parents=[flags],
                             description=_wrap("Print what an exported model is: application, architecture, data "
                                               "preprocessing, and the metrics of the run that made it (when its "
-                                              "run.json is beside it)."))
+                                              "run.json is beside it). The file is checked as predict loads it: "
+                                              "a damaged file is an error (exit status 2)."))
     p_info.add_argument("model", type=Path, metavar="MODEL")
     p_info.add_argument("--json", action="store_true", help="print the description as JSON")
     p_info.set_defaults(func=_cmd_info)
@@ -204,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the last line of defence
         if isinstance(e, _user_error_types()):
-            print(f"deepfit: error: {e}", file=sys.stderr)
+            print(f"deepfit: error: {cli_message(e)}", file=sys.stderr)
             return EXIT_USAGE
         if debug:
             traceback.print_exc()
@@ -266,7 +268,7 @@ def _prepare(app: Application, args: argparse.Namespace, console: Console) -> An
     except (CLIError, KeyboardInterrupt):
         raise
     except ValueError as e:
-        raise CLIError(str(e)) from None
+        raise CLIError(cli_message(e)) from None
 
 
 def train_in_run(app: Application, args: argparse.Namespace, prepared: Any, console: Console, title: str,
@@ -300,7 +302,7 @@ def _train_and_finish(app: Application, args: argparse.Namespace, run: RunDir, p
         raise RunInterrupted(f"the run did not finish; its partial output is in {run.path} (STATUS says "
                              f"'interrupted', and there is no {COMPLETE_MARKER} marker).{hint}") from None
     except BaseException as e:
-        run.set_status("failed", f"{type(e).__name__}: {e}")
+        run.set_status("failed", f"{type(e).__name__}: {cli_message(e)}")
         raise
     return path, final
 
@@ -378,7 +380,7 @@ def app_for_model(meta: dict[str, str], model: Path) -> Application:
     known = ", ".join(a.name for a in APPLICATIONS)
     what = f"its data pipeline is {dls}" if dls else "it carries no data pipeline"
     raise CLIError(f"{model} cannot predict from a CSV file: {what}, which is none of the command-line "
-                   f"applications ({known}). Use it from Python with deepfit.load_learner")
+                   f"applications ({known}). deepfit info {model} describes it; predicting with it needs Python")
 
 
 def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
@@ -398,7 +400,7 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
     except (CLIError, KeyboardInterrupt):
         raise
     except ValueError as e:
-        raise CLIError(f"cannot predict {args.file} with {model}: {e}") from None
+        raise CLIError(f"cannot predict {args.file} with {model}: {cli_message(e)}") from None
     _check_finite_predictions(preds, df, args, model)
     if args.only_predictions:
         new_cols = [c for c in preds.columns if c not in df.columns]
@@ -440,19 +442,16 @@ def _check_finite_predictions(preds: Any, df: Any, args: argparse.Namespace, mod
 
 
 def describe_model(model: Path) -> dict[str, Any]:
-    """What `deepfit info` shows, as a dict."""
-    from ..export import read_header
+    """What `deepfit info` shows, as a dict. The file is checked exactly as `predict` loads it
+    (`deepfit.export.check_export`, the checks of `load_learner`): a damaged file is an error, not a description."""
+    from ..export import check_export
     model = check_input_file(model, "model file")
-    meta = read_header(model)
+    checked = check_export(model)
+    meta, config, state = checked.meta, checked.config, checked.dls_state
     dls = meta.get("dls_class", "")
     app = next((a for a in APPLICATIONS if dls in a.dls_classes), None)
     from .demo import DEMO_DLS
     app_name = app.name if app is not None else ("demo (digits)" if dls in DEMO_DLS else "-")
-    try:
-        config = json.loads(meta.get("model_config", "{}"))
-        state = json.loads(meta.get("dls_state", "{}"))
-    except ValueError:
-        raise CLIError(f"{model} has a corrupted deepfit header (invalid JSON); export the model again") from None
     info: dict[str, Any] = {
         "file": str(model), "size_bytes": model.stat().st_size, "application": app_name,
         "model": meta.get("model_class", "?"), "model_config": config, "loss": meta.get("loss", "?"),

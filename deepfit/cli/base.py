@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..plotting import finish_figure, pyplot
 from ..utils import atomic_path
+from .textfile import (REPEATED_COLUMNS, TextFileError, all_numbers, choose_encoding, dedupe_names, header_cells,
+                       repeated_column_problem, repeats)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -34,7 +36,7 @@ __all__ = ["CLIError", "RunInterrupted", "Console", "read_table", "check_columns
            "device_arg",
            "column_list", "add_common_train_arguments", "add_loader_arguments", "add_csv_arguments",
            "check_split", "check_input_file", "is_complete", "ReportItem", "INCOMPLETE_SUFFIX",
-           "COMPLETE_MARKER", "STATUS_FILE"]
+           "COMPLETE_MARKER", "STATUS_FILE", "check_not_repeated", "REPEATED_COLUMNS"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MIN_LR_FIND_ITERS = 10  # = deepfit.callbacks.schedule.MIN_LR_FIND_ITERS (not imported here: torch loads lazily)
@@ -374,7 +376,13 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
         raise CLIError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    if b"\x00" in head[:4096] and not encoding.lower().startswith("utf-16"):
+    try:  # a byte-order mark, or UTF-16/32 without one
+        encoding, note = choose_encoding(head, encoding, path)
+    except TextFileError as e:
+        raise CLIError(str(e)) from None
+    if note:
+        console.info(note)
+    if b"\x00" in head[:4096] and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise CLIError(f"{path} looks like a binary file, not delimited text (it contains NUL bytes)")
     try:
         sample = head.decode(encoding)
@@ -383,8 +391,7 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
             sample = head[: e.start].decode(encoding, errors="ignore")
         else:
             raise _encoding_error(path, encoding, head, e) from None
-    if sample.startswith("\ufeff") and encoding.lower().replace("-", "").replace("_", "") == "utf8":
-        encoding, sample = "utf-8-sig", sample[1:]  # a byte-order mark (files saved by Excel)
+    sample = sample.removeprefix("\ufeff")  # a byte-order mark left by an explicit utf-16le/be and the like
     auto = delimiter == "auto"
     sep = (_sniff(sample) or ",") if auto else delimiter
     size = path.stat().st_size
@@ -397,6 +404,9 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
                            f"--names gives {len(names)} ({', '.join(names)}); name every column")
     if not header and not names:
         raise CLIError(f"--no-header needs --names to name the columns of {path}")
+    repeated = dedupe_names([str(n).strip() for n in names or []])[1]
+    if repeated:
+        raise CLIError(f"--names repeats {repeats(repeated)}; give every column its own name")
     try:
         with open(path, "rb") as raw, console.bar(f"reading {path.name}", total=size, unit="B", unit_scale=True) as b:
             stream = io.BufferedReader(_CountingReader(raw, b))
@@ -418,12 +428,33 @@ def read_table(path: str | Path, delimiter: str = "auto", encoding: str = "utf-8
             raise CLIError(f"{path} was read as a single column with --delimiter {_NAMES.get(sep, repr(sep))}, but "
                            f"it looks {_NAMES[guess]}-delimited; pass --delimiter {_NAMES[guess].strip(chr(39))!s} "
                            "(or leave --delimiter out to detect it)")
-    df.columns = [str(c).strip() for c in df.columns]
-    dups = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
-    if dups:
-        raise CLIError(f"{path} has repeated column names: {', '.join(dups)}; rename them")
+    cells = header_cells(sample, sep) if header and not names else []
+    raw = [str(c).strip() for c in df.columns]
+    if len(cells) == len(raw):  # the names as written (pandas renames repeats), pandas' name for an empty one
+        raw = [c or r for c, r in zip(cells, raw)]
+    df.columns, repeated = dedupe_names(raw)
+    df.attrs[REPEATED_COLUMNS] = repeated
+    if repeated:
+        renamed = [c for c in df.columns if c not in raw]
+        console.warn(f"{path} repeats the column name(s) {repeats(repeated)}; the repeats are read as "
+                     f"{', '.join(renamed)}. A repeated column cannot be the target or an input: rename the columns "
+                     "in the file")
+    if cells and all_numbers(cells):
+        shown = ", ".join(cells[:6]) + (", ..." if len(cells) > 6 else "")
+        example = ",".join(f"col{i}" for i in range(1, len(cells) + 1)) if len(cells) <= 6 else "col1,col2,..."
+        console.warn(f"every name in the first line of {path} ({shown}) is a number: is it a row of data? If the "
+                     f"file has no header line, pass --no-header --names with {len(cells)} names, e.g. "
+                     f"--no-header --names {example}")
     console.info(f"read {path.name}: {len(df):,} rows x {df.shape[1]} columns (delimiter {_NAMES.get(sep, repr(sep))})")
     return df
+
+
+def check_not_repeated(df: "pd.DataFrame", used: Sequence[str], option: str, source: str, hint: str = "") -> None:
+    """Refuse columns of `used` whose name `read_table` found repeated in the header (or their renamed copies
+    `name.1`, ...): the model would silently use the wrong one or both. See `textfile.repeated_column_problem`."""
+    problem = repeated_column_problem(df, used, option, source, hint)
+    if problem:
+        raise CLIError(problem)
 
 
 def check_split(n_rows: int, valid_pct: float, source: str, what: str = "rows") -> None:

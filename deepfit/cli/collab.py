@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_split, int_list,
-                   positive_int, read_table)
+from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_not_repeated, check_split,
+                   int_list, positive_int, read_table)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -87,6 +87,8 @@ class CollabApp(Application):
         check_columns(cols, [user], "--user", source)
         check_columns(cols, [item], "--item", source)
         check_columns(cols, [rating], "--target", source)
+        for col, opt in ((user, "--user"), (item, "--item"), (rating, "--target")):
+            check_not_repeated(df, [col], opt, source)
         if len({user, item, rating}) < 3:
             raise CLIError(f"the user, item and rating columns must differ; got {user!r}, {item!r}, {rating!r}")
         return user, item, rating
@@ -173,6 +175,7 @@ class CollabApp(Application):
         except CLIError as e:
             raise CLIError(f"{e}. The model predicts ratings from columns {dls.user_name!r} and {dls.item_name!r}: "
                            "is this the right model for this file?") from None
+        check_not_repeated(df, [dls.user_name, dls.item_name], "needed by the model", source)
         dl = dls.test_dl(df, unknown=getattr(args, "unknown", "error"))
         preds, _ = learn.get_preds(dl=dl)
         return dls.decode_preds(preds, df)

@@ -5,8 +5,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_split, column_list,
-                   flatten, int_list, positive_int, read_table)
+from ..errors import cli_message
+from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_not_repeated, check_split,
+                   column_list, flatten, int_list, positive_int, read_table)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -74,9 +75,13 @@ class TabularApp(Application):
         both = sorted(set(cats) & set(conts))
         if both:
             raise CLIError(f"column(s) {', '.join(both)} are listed in both --cat and --cont")
+        check_not_repeated(df, [args.target], "--target", source)
+        check_not_repeated(df, cats, "--cat", source)
+        check_not_repeated(df, conts, "--cont", source)
         if not cats and not conts:
             rest = df.drop(columns=ignore) if ignore else df
             conts, cats = cont_cat_split(rest, args.max_card, args.target)
+            check_not_repeated(df, cats + conts, "an input column", source, "; or leave the copies out with --ignore")
         if not cats and not conts:
             raise CLIError(f"{source} has no input column besides the target {args.target!r}")
         return cats, conts
@@ -117,7 +122,7 @@ class TabularApp(Application):
                                                  y_block=y_block, valid_pct=args.valid_pct, seed=args.seed,
                                                  bs=args.bs, device=args.device, log_y=args.log_y)
         except TabularDataError as e:
-            msg = str(e).replace("train without log_y", "train without --log-y").replace("`log_y`", "--log-y")
+            msg = cli_message(e).replace("train without log_y", "train without --log-y").replace("`log_y`", "--log-y")
             raise CLIError(f"{source}: {msg}") from None
         if len(dls.train) == 0:
             raise CLIError(f"{source} has too few training rows ({dls.train.n}) for --bs {args.bs}")
@@ -194,6 +199,7 @@ class TabularApp(Application):
         except CLIError as e:
             raise CLIError(f"{e}. The model was trained on columns {', '.join(needed)}: is this the right "
                            "model for this file?") from None
+        check_not_repeated(df, needed, "needed by the model", source)
         for c in needed:
             if c in dls.cat_names:
                 vocab = {str(v) for v in dls.vocab(c)}

@@ -13,7 +13,7 @@ from .data import CollabDataLoaders, UnknownIdError
 from .learner import CollabLearner, collab_learner
 from .models import EmbeddingDotBias, EmbeddingNN, emb_sz_rule
 
-register_dls("CollabDataLoaders", CollabDataLoaders.from_state)
+register_dls("CollabDataLoaders", CollabDataLoaders.from_state, fields=CollabDataLoaders.STATE_FIELDS)
 
 __all__ = ["CollabDataLoaders", "UnknownIdError", "CollabLearner", "collab_learner", "EmbeddingDotBias",
            "EmbeddingNN", "emb_sz_rule"]

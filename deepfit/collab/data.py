@@ -12,6 +12,8 @@ float ratings, so each batch is one indexing operation per tensor.
 """
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -20,6 +22,7 @@ import pandas as pd
 import torch
 
 from ..data.core import DataLoader, DataLoaders, split_indices
+from ..errors import HintedError
 from ..utils import check_positive, default_device
 
 __all__ = ["CollabDataLoaders", "UnknownIdError", "build_vocab"]
@@ -28,7 +31,7 @@ Unknown = Literal["error", "fallback"]
 _UNKNOWN_CHOICES = ("error", "fallback")
 
 
-class UnknownIdError(ValueError):
+class UnknownIdError(HintedError, ValueError):
     """Ids that were not in the training data (a `ValueError` naming the column and the ids)."""
 
 
@@ -131,8 +134,11 @@ class CollabDataLoaders(DataLoaders):
             raise UnknownIdError(
                 f"Column {name!r} has {len(bad)} id(s) not seen in training: {shown}"
                 f"{' ...' if len(bad) > 5 else ''}. Known ids are of type {'/'.join(kinds)} "
-                f"({len(self.classes[name])} of them). Drop those rows, or predict them from the global mean "
-                "and the known side's bias with test_dl(df, unknown='fallback') (or dls.unknown = 'fallback').")
+                f"({len(self.classes[name])} of them).",
+                "Drop those rows, or predict them from the global mean and the known side's bias with "
+                "test_dl(df, unknown='fallback') (or dls.unknown = 'fallback').",
+                cli_hint="Drop those rows, or pass --unknown fallback to predict them from the global mean and the "
+                         "known side's bias.")
         return idx.astype(np.int64)
 
     def _encode_df(self, df: pd.DataFrame, unknown: Unknown | None) -> torch.Tensor:
@@ -235,6 +241,31 @@ class CollabDataLoaders(DataLoaders):
         return cls(empty, None, un, itn, meta["rating_name"], meta["classes"], meta["rating_mean"],
                    y_range=tuple(yr) if yr is not None else None, unknown=meta.get("unknown", "error"),
                    seen=tensors["seen"].long(), counts=counts)
+
+    #: The JSON shape of `export_state` (checked by `load_learner` before `from_state` runs).
+    STATE_FIELDS = {"user_name": str, "item_name": str, "rating_name": str, "classes": {}, "rating_mean": float,
+                    "y_range?": [float], "unknown?": str, "bs?": int}
+
+    def model_mismatches(self, model: Any) -> list[str]:
+        """Where the sizes of `model` (possibly on the meta device) disagree with these loaders' vocabularies
+        (empty: they fit). Used by `load_learner`."""
+        out = []
+        for side, name in (("n_users", self.user_name), ("n_items", self.item_name)):
+            n = getattr(model, side, None)
+            if n is not None and n != len(self.classes[name]):
+                out.append(f"{len(self.classes[name])} {name!r} ids but the model's {side} is {n}")
+            if tuple(self.counts[name].shape) != (len(self.classes[name]),):
+                out.append(f"{len(self.classes[name])} {name!r} ids but {tuple(self.counts[name].shape)} rating counts")
+        if not math.isfinite(self.rating_mean):
+            out.append(f"the mean rating is {self.rating_mean}")
+        if self.y_range is not None and not (len(self.y_range) == 2 and self.y_range[0] < self.y_range[1]):
+            out.append(f"the rating range {list(self.y_range)} is not (low, high)")
+        sizes = torch.tensor([len(self.classes[self.user_name]), len(self.classes[self.item_name])])
+        if self.seen.ndim != 2 or self.seen.shape[1] != 2 or (len(self.seen) and bool(
+                ((self.seen < 0) | (self.seen >= sizes)).any())):
+            out.append(f"the rated (user, item) pairs (a {tuple(self.seen.shape)} tensor) are not index pairs of "
+                       "the vocabularies")
+        return out
 
     # ---- construction --------------------------------------------------------------------------------
     @classmethod

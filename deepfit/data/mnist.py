@@ -209,7 +209,7 @@ def _dls_from_export(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
 
 def _register() -> None:
     from ..export import register_dls
-    register_dls("DigitDataLoaders", _dls_from_export)
+    register_dls("DigitDataLoaders", _dls_from_export, fields={"vocab": list, "eps?": float})
 
 
 _register()

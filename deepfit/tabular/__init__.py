@@ -17,7 +17,7 @@ from .target import TargetEncoding
 from .transforms import (Categorify, FillMissing, Normalize, TabularDataError, TabularProc, add_datepart,
                          cont_cat_split)
 
-register_dls("TabularDataLoaders", TabularDataLoaders.from_state)
+register_dls("TabularDataLoaders", TabularDataLoaders.from_state, fields=TabularDataLoaders.STATE_FIELDS)
 
 __all__ = ["TabularDataLoaders", "TabularProcessor", "TabularLearner", "tabular_learner", "TabularModel",
            "emb_sz_rule", "get_emb_sz", "Categorify", "FillMissing", "Normalize", "TabularDataError", "TabularProc",

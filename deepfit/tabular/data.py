@@ -19,6 +19,7 @@ from ..data.core import DataLoader, DataLoaders, split_indices
 from ..losses import CrossEntropyLoss, MSELoss
 from ..utils import check_positive, default_device
 from .target import TargetEncoding
+from .export_checks import STATE_FIELDS, model_mismatches
 from .transforms import (PROCS, Categorify, FillMissing, Normalize, TabularDataError, TabularProc, _is_number,
                          _is_text, _py, _sorted_values, bad_values_message, check_columns, check_frame, cont_cat_split,
                          numeric_column)
@@ -614,6 +615,14 @@ class TabularDataLoaders(DataLoaders):
         y = torch.zeros(0, dtype=torch.long) if proc.is_classification else torch.zeros(0)
         train = DataLoader(*empty, y, bs=int(state.get("bs", 64)), device="cpu", n_inp=2)
         return cls(train, None, proc)
+
+    #: The JSON shape of `export_state` (checked by `load_learner` before `from_state` runs).
+    STATE_FIELDS = STATE_FIELDS
+
+    def model_mismatches(self, model: Any) -> list[str]:
+        """Where these loaders' preprocessing disagrees with itself or with the sizes of `model` (empty: they
+        fit); see `deepfit.tabular.export_checks`. Used by `load_learner`."""
+        return model_mismatches(self, model)
 
     def __repr__(self) -> str:
         n_tr = len(self.train.tensors[0])

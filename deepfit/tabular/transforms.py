@@ -25,6 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import HintedError
+
 __all__ = ["TabularDataError", "TabularProc", "Categorify", "FillMissing", "Normalize", "add_datepart",
            "cont_cat_split", "NA_TOKEN", "UNK_TOKEN", "check_frame", "check_columns", "numeric_column",
            "unusable_values", "bad_values_message", "FLOAT32_MAX"]
@@ -34,7 +36,7 @@ UNK_TOKEN = "#unk#"
 N_RESERVED = 2  # codes 0 (missing) and 1 (unseen category)
 
 
-class TabularDataError(ValueError):
+class TabularDataError(HintedError, ValueError):
     """A table cannot be used as given; the message names the column (or row) and the fix."""
 
 
@@ -69,8 +71,10 @@ def numeric_column(s: pd.Series, name: str, role: str = "Continuous column") -> 
     if pd.api.types.is_bool_dtype(dt):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
     elif pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt):
-        raise TabularDataError(f"{role} {name!r} holds dates/times; expand it into numbers with "
-                               f"`df = add_datepart(df, {name!r})` or list it in cat_names.")
+        raise TabularDataError(f"{role} {name!r} holds dates/times.",
+                               f"Expand it into numbers with `df = add_datepart(df, {name!r})` or list it in "
+                               "cat_names.",
+                               cli_hint="List it with --cat instead of --cont, or leave it out.")
     elif pd.api.types.is_numeric_dtype(dt) and not isinstance(dt, pd.CategoricalDtype):
         out = s.to_numpy(dtype="float64", na_value=np.nan)
     else:
@@ -80,9 +84,12 @@ def numeric_column(s: pd.Series, name: str, role: str = "Continuous column") -> 
             pos = int(np.flatnonzero(bad)[0])
             raise TabularDataError(
                 f"{role} {name!r} holds text that is not a number: {s.iloc[pos]!r} at row "
-                f"{_py(s.index[pos])!r} ({int(bad.sum())} such row(s)). Clean it (e.g. "
-                f"`df[{name!r}] = pd.to_numeric(df[{name!r}], errors='coerce')` turns it into missing values) "
-                "or list the column in cat_names.")
+                f"{_py(s.index[pos])!r} ({int(bad.sum())} such row(s)).",
+                f"Clean it (e.g. `df[{name!r}] = pd.to_numeric(df[{name!r}], errors='coerce')` turns it into missing "
+                "values) or list the column in cat_names.",
+                cli_hint=f"Fix those cells in the file, or read such values as missing with --na-values (e.g. "
+                         f"--na-values {_cli_value(s.iloc[pos])}); when training, --cat makes it a categorical "
+                         "column instead.")
         out = conv.to_numpy(dtype="float64", na_value=np.nan)
     bad = unusable_values(out)
     if bad.any():
@@ -113,6 +120,12 @@ def bad_values_message(name: str, values: np.ndarray, rows: Sequence[Any], bad: 
     return (f"{role} {name!r} holds {len(pos)} value(s) that are {what}, e.g. {example:g} at "
             f"{row_word}{'s' if len(pos) > 1 else ''} {labels}; remove or clip those rows, or log-transform "
             "the column, before training or predicting.")
+
+
+def _cli_value(v: Any) -> str:
+    """A cell value as one might type it after a command-line option (quoted when it holds spaces or commas)."""
+    text = str(v).strip()
+    return repr(text) if (not text or any(c in text for c in " ,;'\"")) else text
 
 
 def _py(v: Any) -> Any:
