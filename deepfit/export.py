@@ -277,14 +277,11 @@ def check_export(path: str | Path) -> CheckedExport:
     Raises:
         FileNotFoundError: there is no file at `path`.
         ExportError: anything else wrong with the file, naming the file and the field.
-        ValueError: `device` is not a device of this machine (the message lists the available ones).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     _register_builtin()
     path = Path(path)
-    if device is not None:
-        device = parse_device(device)  # a ValueError listing the available devices, before reading anything
     meta = read_header(path)
     try:
         version = int(meta.get("format_version", "0"))
@@ -404,8 +401,11 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
         FileNotFoundError: there is no file at `path`.
         ExportError: the file is truncated/corrupted, from a newer format, its header or data state is damaged,
             or its weights do not fit the model described in it (the message names the file and the field).
+        ValueError: `device` is not a device of this machine (the message lists the available ones).
     """
     from .learner import Learner
+    if device is not None:
+        device = parse_device(device)  # a ValueError listing the available devices, before reading anything
     checked = check_export(path)
     # the same sizes as the stored tensors (checked on `meta`), so this allocates no more than the file holds
     model = checked.model_class(**checked.config) if _on_meta(checked.shell) else checked.shell

@@ -114,16 +114,15 @@ class TabularApp(Application):
                 first = 2 if args.header else 1
                 lines = ", ".join(str(i + first) for i in neg[:5]) + (", ..." if len(neg) > 5 else "")
                 raise CLIError(f"the target column {args.target!r} of {source} has {len(neg)} negative value(s) "
-                               f"(e.g. {yv[neg[0]]:g}; file line{'s' if len(neg) > 1 else ''} {lines}), so --log-y "
-                               "cannot take log(1 + y); drop those rows or train without --log-y")
+                               f"(e.g. {yv[neg[0]]:g}; file line{'s' if len(neg) > 1 else ''} {lines}), and --log-y "
+                               "takes the logarithm of 1 + target; drop those rows or train without --log-y")
         try:
             with console.step("preprocessing"):
                 dls = TabularDataLoaders.from_df(df, cat_names=cats, cont_names=conts, y_names=args.target,
                                                  y_block=y_block, valid_pct=args.valid_pct, seed=args.seed,
                                                  bs=args.bs, device=args.device, log_y=args.log_y)
         except TabularDataError as e:
-            msg = cli_message(e).replace("train without log_y", "train without --log-y").replace("`log_y`", "--log-y")
-            raise CLIError(f"{source}: {msg}") from None
+            raise CLIError(f"{source}: {cli_message(e)}") from None
         if len(dls.train) == 0:
             raise CLIError(f"{source} has too few training rows ({dls.train.n}) for --bs {args.bs}")
         metric = accuracy if dls.is_classification else rmse

@@ -74,8 +74,9 @@ class TargetEncoding:
                 rows = [_py(r) for r in df.index[low][:5]]
                 what = "negative" if self.log == "log1p" else "zero or negative"
                 raise TabularDataError(f"Target column {n!r} has {int(low.sum())} {what} value(s) (e.g. "
-                                       f"{y[low][0]:g} at row(s) {rows}), so `log_y` cannot take log(1 + y); "
-                                       "drop those rows or train without log_y.")
+                                       f"{y[low][0]:g} at row(s) {rows}): the logarithm of 1 + target is not defined there.",
+                                       "Drop those rows or train without log_y.",
+                                       cli_hint="Drop those rows or train without --log-y.")
             cols.append(y)
         return np.stack(cols, 1)
 
