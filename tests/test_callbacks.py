@@ -191,6 +191,27 @@ def test_progress_without_tty_prints_only_the_table(synth_learner, capsys):
     assert capsys.readouterr() == ("", "")
 
 
+def test_epoch_table_formats_wide_values_and_keeps_columns_apart():
+    from deepfit.callbacks.progress import format_header, format_row, format_value
+    # ordinary values: 6 decimals, right-aligned in 11 characters after one space (12 per column)
+    assert format_value(0.123456789) == "0.123457" and format_value(1234.5) == "1234.500000"
+    assert format_value(0.0) == "0.000000" and format_value(3) == "3" and format_value(float("nan")) == "nan"
+    # fewer decimals up to 7 integer digits (never more than 11 characters), then scientific notation
+    assert format_value(12345.678901) == "12345.67890" and format_value(1234567.891) == "1234567.891"
+    assert format_value(123456789.0) == "1.2346e+08" and format_value(-123456789.0) == "-1.2346e+08"
+    assert format_value(1.5e-7) == "1.5000e-07" and format_value(np.float32(2.5)) == "2.500000"
+    names = ["epoch", "train_loss", "valid_loss", "accuracy_multi", "time"]
+    row = {"epoch": 3, "train_loss": 123456789.0, "valid_loss": 98765432.1, "accuracy_multi": 1e-9,
+           "time": 65.5}
+    assert format_header(names) == ("       epoch  train_loss  valid_loss accuracy_multi        time")
+    line = format_row(row, names)
+    assert line == ("           3  1.2346e+08  9.8765e+07     1.0000e-09    01:05.50")
+    assert len(line) == len(format_header(names))  # the columns line up with the header
+    assert line.split() == ["3", "1.2346e+08", "9.8765e+07", "1.0000e-09", "01:05.50"]
+    # a value wider than its column still gets its own space
+    assert format_row({"a": -1.2345e-300, "b": 1.0}, ["a", "b"]).split() == ["-1.2345e-300", "1.000000"]
+
+
 def test_progress_bars_only_on_a_terminal(synth_learner, capsys, monkeypatch):
     monkeypatch.setattr(ProgressCallback, "interactive", property(lambda self: True))
     learn = synth_learner(progress=True)
