@@ -242,6 +242,7 @@ class DistributedTrainer(Callback):
     """
 
     order = -30  # before every other callback: the loaders and the model are set up first
+    unique = True
 
     def __init__(self, find_unused_parameters: bool = False, broadcast_buffers: bool = True,
                  sync_loss: bool = True, shard_valid: bool = True) -> None:

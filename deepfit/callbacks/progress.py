@@ -69,6 +69,7 @@ class ProgressCallback(Callback):
     """
 
     order = 60
+    unique = True
 
     def __init__(self, show_table: bool = True, refresh_s: float = 0.5) -> None:
         self.show_table, self.refresh_s = show_table, refresh_s

@@ -145,6 +145,7 @@ class LRFinder(Callback):
     recording the smoothed loss; stop early when it exceeds 4x its minimum (divergence)."""
 
     order = -20  # before TerminateOnNaN: a diverging sweep ends the sweep, not the program
+    unique = True
     run_valid = False
 
     def __init__(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
