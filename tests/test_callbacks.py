@@ -345,10 +345,10 @@ def test_param_scheduler_one_value_per_group():
     total = 2 * len(learn.dls.train)
     assert len(seen) == total == 8 and len(ps.hps["lr"]) == total
     for i, (lrs, scale) in enumerate(seen):
-        pos = i / total
-        assert lrs == pytest.approx([0.01 * (1 - pos), 0.1 * (1 - pos)], rel=1e-12)
+        pos = i / (total - 1)  # from 0 at the first step to 1 at the last
+        assert lrs == pytest.approx([0.01 * (1 - pos), 0.1 * (1 - pos)], rel=1e-12, abs=1e-15)
         assert scale == pytest.approx(1 + pos)
-    np.testing.assert_allclose(learn.recorder.lrs, [0.1 * (1 - i / total) for i in range(total)])
+    np.testing.assert_allclose(learn.recorder.lrs, [0.1 * (1 - i / (total - 1)) for i in range(total)], atol=1e-15)
     with pytest.raises(ValueError, match="3 values but the optimizer has 2 param groups"):
         learn.fit(1, cbs=[ParamScheduler({"lr": lambda pos: np.array([0.1, 0.1, 0.1])})])
     with pytest.raises(AttributeError, match="model.nope"):
