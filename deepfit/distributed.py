@@ -162,10 +162,24 @@ def setup_distrib(backend: str | None = None, timeout_s: float = 1800.0) -> torc
     return _process_device()
 
 
-def teardown_distrib() -> None:
-    """Leave the process group (a no-op without one). Done at exit for a group that `setup_distrib`
-    joined; joining again afterwards in the same torchrun job is not supported by torch's rendezvous."""
-    if is_distributed():
+def teardown_distrib(timeout_s: float = 10.0) -> None:
+    """Leave the process group cleanly (a no-op without one). Done at exit for a group that
+    `setup_distrib` joined; joining again afterwards in the same torchrun job is not supported by
+    torch's rendezvous.
+
+    Every process first waits for the others (a barrier: no collective of another process is still
+    using the connections), then destroys the group itself. Under gloo the wait is bounded by
+    `timeout_s` (`monitored_barrier`), so a process whose peer failed or exited early still leaves
+    promptly; under nccl there is no bounded barrier and the group is destroyed at once.
+    """
+    if not is_distributed():
+        return
+    try:
+        if dist.get_world_size() > 1 and dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=timeout_s))
+    except Exception:  # noqa: BLE001 - a peer that died or left already: leave anyway
+        pass
+    finally:
         dist.destroy_process_group()
 
 
@@ -242,6 +256,7 @@ class DistributedTrainer(Callback):
     """
 
     order = -30  # before every other callback: the loaders and the model are set up first
+    unique = True
 
     def __init__(self, find_unused_parameters: bool = False, broadcast_buffers: bool = True,
                  sync_loss: bool = True, shard_valid: bool = True) -> None:
@@ -360,8 +375,10 @@ def distrib_ctx(learn: "Learner", find_unused_parameters: bool = False, sync_los
 
     Joins the process group (`setup_distrib`) when torchrun's variables are set and none exists yet
     (it stays joined for later blocks and is left at exit), adds a `DistributedTrainer` for the block,
-    and afterwards removes it and puts the learner back (plain model, unsharded loaders). Outside
-    torchrun (no `WORLD_SIZE`) it does nothing, so the same script also trains in one process.
+    and afterwards removes it and puts the learner back (plain model, unsharded loaders). A block that
+    ends normally ends with a barrier: every process leaves it together, after rank 0 has written
+    what the block saves or exports (so no process runs ahead to exit while another still works).
+    Outside torchrun (no `WORLD_SIZE`) it does nothing, so the same script also trains in one process.
 
     Example:
         >>> with distrib_ctx(learn):
@@ -380,3 +397,4 @@ def distrib_ctx(learn: "Learner", find_unused_parameters: bool = False, sync_los
     finally:
         learn.remove_cb(cb)
         cb.restore()
+    distrib_barrier()  # only after a block that ended normally: after an error a peer may never come

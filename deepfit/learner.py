@@ -124,18 +124,32 @@ class Learner:
 
     # ---- callbacks ------------------------------------------------------------------------------------
     def add_cb(self, cb: Callback) -> "Learner":
-        """Add a callback (an instance or a Callback class); it becomes `learn.<cb.name>` too."""
+        """Add a callback (an instance or a Callback class); it becomes an attribute of the learner too.
+
+        Several callbacks of one class are all kept (two `EarlyStopping`s on different metrics both
+        act), except for classes marked `unique` (the learner's own kind: Recorder, ProgressCallback,
+        TerminateOnNaN, CSVLogger, MixedPrecision, Checkpoint, LRFinder, DistributedTrainer), where the
+        new one replaces the old. Attribute names: the first callback of a name gets `learn.<cb.name>`
+        (`learn.early_stopping`), later ones `learn.<cb.name>_1`, `_2`, ... (the lowest free suffix);
+        a name the learner already uses for something else is never overwritten. Adding a callback that
+        is already there does nothing.
+        """
         if isinstance(cb, type):
             cb = cb()
         if not isinstance(cb, Callback):
             raise TypeError(f"Callbacks must derive from deepfit Callback; received {type(cb).__name__}.")
-        old = getattr(self, cb.name, None)
-        if isinstance(old, Callback) and type(old) is type(cb):
-            self.remove_cb(old)
+        if any(c is cb for c in self.cbs):
+            return self
+        if cb.unique:
+            for old in [c for c in self.cbs if type(c) is type(cb)]:
+                self.remove_cb(old)
         cb.learner = self
         self.cbs.append(cb)
-        if not hasattr(type(self), cb.name):
-            setattr(self, cb.name, cb)
+        attr, k = cb.name, 0
+        while hasattr(self, attr):
+            k += 1
+            attr = f"{cb.name}_{k}"
+        setattr(self, attr, cb)
         self._build_handlers()
         return self
 
@@ -150,15 +164,15 @@ class Learner:
         gone = [c for c in self.cbs if c is cb or (isinstance(cb, type) and isinstance(c, cb))]
         for c in gone:
             self.cbs.remove(c)
-            if getattr(self, c.name, None) is c:
-                delattr(self, c.name)
+            for attr in [k for k, v in vars(self).items() if v is c]:
+                delattr(self, attr)
         self._build_handlers()
         return self
 
     @contextlib.contextmanager
     def added_cbs(self, cbs: Iterable[Callback]) -> Iterator["Learner"]:
         """Add callbacks for the duration of a `with` block. A learner callback that one of them replaces
-        (same class, e.g. another CSVLogger or Recorder) is put back, in its place, afterwards."""
+        (same `unique` class, e.g. another CSVLogger or Recorder) is put back, in its place, afterwards."""
         cbs = listify(cbs)
         before = list(self.cbs)
         try:

@@ -1,7 +1,10 @@
 """Annealing schedules: pure functions of training progress.
 
 A *schedule* is a callable ``f(pos) -> float | np.ndarray`` where ``pos`` in ``[0, 1]`` is the
-fraction of training done (``pos = iteration / total_iterations``, iterations counted from 0).
+fraction of training done. A fit of ``N`` optimizer steps (counted from 0) evaluates it at
+``pos = i / (N - 1)``, so the first step gets the value at 0 and the last the value at 1, except for
+schedules whose ``endpoint`` attribute is False (SGDR and CLR, defined per iteration with restarts
+on epoch or iteration boundaries, as torch's schedulers): those get ``pos = i / N``.
 ``start``/``end`` values may be floats or 1-D arrays holding one value per parameter group; the
 result then is an array of the same length (values broadcast as in numpy).
 
@@ -160,7 +163,15 @@ class Schedule:
 
     Subclasses implement :meth:`__call__` and :meth:`params`; ``repr`` and :meth:`to_dict` are
     derived from :meth:`params`.
+
+    Attributes:
+        endpoint: how a fit of ``N`` steps samples the schedule (as ``np.linspace``'s argument):
+            True (the default, also for plain callables) at ``pos = i / (N - 1)``, so the last step
+            gets exactly the end value; False at ``pos = i / N`` (periodic schedules counted in
+            iterations, whose cycles must start on step boundaries).
     """
+
+    endpoint: bool = True
 
     def __call__(self, pos: float) -> ScheduleValue:
         """Evaluates the schedule.
@@ -415,7 +426,12 @@ class SchedSGDR(Schedule):
         cycle_len: Length of the first cycle in epochs, integer >= 1.
         cycle_mult: Factor by which each cycle is longer than the previous one, integer >= 1.
         lr_min: Value at the end of each cycle, >= 0 and <= ``lr_max``.
+
+    Sampled at ``pos = i / N`` (``endpoint = False``): restarts fall exactly on epoch boundaries and
+    each cycle's last step is one step short of ``lr_min``, as in torch's CosineAnnealingWarmRestarts.
     """
+
+    endpoint = False
 
     def __init__(
         self,
@@ -483,7 +499,11 @@ class SchedCLR(Schedule):
         total_steps: Total number of training iterations (maps ``pos`` to iterations), >= 1.
         mode: One of ``'triangular'``, ``'triangular2'``, ``'exp_range'``.
         gamma: Per-iteration decay of the amplitude for ``'exp_range'``, > 0.
+
+    Sampled at ``pos = i / N`` (``endpoint = False``), so that ``pos * total_steps`` is the iteration.
     """
+
+    endpoint = False
 
     def __init__(
         self,

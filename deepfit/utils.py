@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 __all__ = ["set_seed", "default_device", "available_devices", "parse_device", "to_device", "listify",
-           "check_positive", "check_wd", "atomic_path"]
+           "check_positive", "check_wd", "atomic_path", "current_umask"]
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -152,7 +152,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     Yields a temporary path next to `path` (`<name>.tmp<suffix>`; give `suffix` when the writer picks
     the format from the extension, e.g. ".png"). When the block ends normally the temporary file is
     renamed to `path` (atomic on one filesystem); when it fails the temporary file is removed. The
-    parent folder is created if needed.
+    parent folder is created if needed. The file gets the usual mode of a new file, `0o666` less the
+    process's umask (0644 under the common umask 022), whatever mode the writer created it with (some,
+    like safetensors' `save_file`, create owner-only files).
 
     Example:
         >>> with atomic_path(out / "metrics.csv") as tmp:
@@ -166,4 +168,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if tmp.is_file():
+        os.chmod(tmp, 0o666 & ~current_umask())
     os.replace(tmp, path)
+
+
+def current_umask() -> int:
+    """This process's umask (the permission bits that new files do not get)."""
+    try:  # Linux >= 4.7 shows it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask

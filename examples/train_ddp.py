@@ -41,7 +41,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--global-bs", type=int, default=128, help="rows per optimizer step, over all processes")
     ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--n", type=int, default=20_000, help="rows of generated data (80%% train)")
+    # not "--n": torchrun's own parser takes that for an abbreviation of its --nnodes/--nproc-per-node
+    ap.add_argument("--rows", type=int, default=20_000, help="rows of generated data (80%% train)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("DEEPFIT_OUT", "runs/train_ddp")))
     args = ap.parse_args()
 
@@ -52,8 +53,8 @@ def main() -> None:
     bs = args.global_bs // world
 
     set_seed(0)                         # same data and initial weights on every process
-    x, y = make_data(args.n)
-    n_train = int(0.8 * args.n)
+    x, y = make_data(args.rows)
+    n_train = int(0.8 * args.rows)
     dls = DataLoaders.from_tensors(x[:n_train], y[:n_train], x[n_train:], y[n_train:], bs=bs, device=device,
                                    seed=0)
     learn = Learner(dls, MLP(10, [64, 64], 2), loss_func=CrossEntropyLoss(), metrics=[accuracy, F1Score()],

@@ -92,6 +92,81 @@ def test_early_stopping_on_valid_loss_and_custom_comparator(synth_learner):
     assert epochs_run(learn) == [0, 1, 2] and es.best == 2.0
 
 
+class Scores(Callback):
+    """Puts crafted values under several names in each epoch's validation results."""
+
+    order = 55
+
+    def __init__(self, **values):
+        self.values = values
+
+    def after_validate(self):
+        for k, v in self.values.items():
+            self.learner.recorder.last_valid[k] = v[self.learner.epoch]
+
+
+def test_two_early_stoppings_on_different_metrics_both_act(synth_learner, capsys):
+    seen = []
+
+    class Names(Callback):
+        def before_fit(self):
+            seen.append((self.learner.early_stopping, self.learner.early_stopping_1))
+
+    # "score" stalls after epoch 1 (stops at 3 with patience 2); "my_error" after 2 (stops at 4 with patience 2)
+    scores = Scores(score=[0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6], my_error=[5, 4, 3, 3, 3, 3, 3])
+    for first_stops in (True, False):
+        learn = synth_learner()
+        a, b = EarlyStopping(monitor="score", patience=2), EarlyStopping(monitor="my_error", patience=2)
+        learn.fit(7, 1e-2, cbs=[scores, a, b, Names()] if first_stops else [scores, b, a, Names()])
+        assert epochs_run(learn) == [0, 1, 2, 3]  # the first to lose patience ends the fit, either order
+        assert a.stopped_epoch == 3 and a.best == 0.6 and a.best_epoch == 1
+        assert b.stopped_epoch is None and b.best == 3 and b.best_epoch == 2  # it tracked its own metric
+        # first of a name keeps `learn.early_stopping`, the next is `learn.early_stopping_1`
+        assert seen[-1] == ((a, b) if first_stops else (b, a))
+        assert not hasattr(learn, "early_stopping") and not hasattr(learn, "early_stopping_1")  # fit only
+    assert "No improvement in score since epoch 1" in capsys.readouterr().out
+    learn = synth_learner()
+    a, b = EarlyStopping(monitor="score", patience=5), EarlyStopping(monitor="my_error", patience=2)
+    learn.fit(7, 1e-2, cbs=[scores, a, b])
+    assert epochs_run(learn) == [0, 1, 2, 3, 4] and b.stopped_epoch == 4 and a.stopped_epoch is None
+
+
+def test_callbacks_of_one_class_are_kept_unless_unique(synth_learner, tmp_path):
+    from deepfit.callbacks import Recorder
+    es1, es2 = EarlyStopping(patience=3), EarlyStopping(monitor="train_loss", patience=3)
+    learn = synth_learner(path=tmp_path, cbs=[es1, CSVLogger("a.csv")])
+    learn.add_cb(es2)
+    assert learn.cbs.count(es1) == 1 and es2 in learn.cbs
+    assert learn.early_stopping is es1 and learn.early_stopping_1 is es2
+    learn.add_cb(es2)  # already there: nothing changes
+    assert [type(c).__name__ for c in learn.cbs].count("EarlyStopping") == 2
+    learn.remove_cb(es1)
+    assert not hasattr(learn, "early_stopping") and learn.early_stopping_1 is es2
+    es3 = EarlyStopping()
+    learn.add_cb(es3)
+    assert learn.early_stopping is es3  # the lowest free name
+    # unique classes (the learner's own kind) replace: one Recorder, one CSVLogger
+    rec = Recorder()
+    learn.add_cb(rec)
+    assert learn.recorder is rec and [type(c) for c in learn.cbs].count(Recorder) == 1
+    learn.add_cb(CSVLogger("b.csv"))
+    assert [type(c) for c in learn.cbs].count(CSVLogger) == 1 and learn.csv_logger.fname.name == "b.csv"
+    learn.remove_cb(EarlyStopping)
+    assert not any(isinstance(c, EarlyStopping) for c in learn.cbs) and not hasattr(learn, "early_stopping_1")
+
+
+def test_two_save_best_models_write_their_own_files(synth_learner, tmp_path):
+    learn = synth_learner(path=tmp_path)
+    snaps = Snapshots()
+    by_score = SaveBestModel(monitor="score", fname="best_score", load_best=False)
+    by_error = SaveBestModel(monitor="my_error", fname="best_error", load_best=False)
+    learn.fit(3, 0.05, cbs=[Scores(score=[0.1, 0.9, 0.2], my_error=[0.5, 0.9, 0.1]), by_score, by_error, snaps])
+    assert (by_score.best_epoch, by_error.best_epoch) == (1, 2)
+    for fname, epoch in (("best_score", 1), ("best_error", 2)):
+        state = torch.load(tmp_path / "models" / f"{fname}.pth", weights_only=True)["model"]
+        assert torch.equal(state["lin.weight"], snaps.states[epoch]["lin.weight"])
+
+
 def test_early_stopping_unknown_monitor(synth_learner):
     learn = synth_learner()
     with pytest.raises(KeyError, match=r"'valid_acc'.*available: \['train_loss', 'valid_loss'\]"):
@@ -191,6 +266,27 @@ def test_progress_without_tty_prints_only_the_table(synth_learner, capsys):
     assert capsys.readouterr() == ("", "")
 
 
+def test_epoch_table_formats_wide_values_and_keeps_columns_apart():
+    from deepfit.callbacks.progress import format_header, format_row, format_value
+    # ordinary values: 6 decimals, right-aligned in 11 characters after one space (12 per column)
+    assert format_value(0.123456789) == "0.123457" and format_value(1234.5) == "1234.500000"
+    assert format_value(0.0) == "0.000000" and format_value(3) == "3" and format_value(float("nan")) == "nan"
+    # fewer decimals up to 7 integer digits (never more than 11 characters), then scientific notation
+    assert format_value(12345.678901) == "12345.67890" and format_value(1234567.891) == "1234567.891"
+    assert format_value(123456789.0) == "1.2346e+08" and format_value(-123456789.0) == "-1.2346e+08"
+    assert format_value(1.5e-7) == "1.5000e-07" and format_value(np.float32(2.5)) == "2.500000"
+    names = ["epoch", "train_loss", "valid_loss", "accuracy_multi", "time"]
+    row = {"epoch": 3, "train_loss": 123456789.0, "valid_loss": 98765432.1, "accuracy_multi": 1e-9,
+           "time": 65.5}
+    assert format_header(names) == ("       epoch  train_loss  valid_loss accuracy_multi        time")
+    line = format_row(row, names)
+    assert line == ("           3  1.2346e+08  9.8765e+07     1.0000e-09    01:05.50")
+    assert len(line) == len(format_header(names))  # the columns line up with the header
+    assert line.split() == ["3", "1.2346e+08", "9.8765e+07", "1.0000e-09", "01:05.50"]
+    # a value wider than its column still gets its own space
+    assert format_row({"a": -1.2345e-300, "b": 1.0}, ["a", "b"]).split() == ["-1.2345e-300", "1.000000"]
+
+
 def test_progress_bars_only_on_a_terminal(synth_learner, capsys, monkeypatch):
     monkeypatch.setattr(ProgressCallback, "interactive", property(lambda self: True))
     learn = synth_learner(progress=True)
@@ -249,10 +345,10 @@ def test_param_scheduler_one_value_per_group():
     total = 2 * len(learn.dls.train)
     assert len(seen) == total == 8 and len(ps.hps["lr"]) == total
     for i, (lrs, scale) in enumerate(seen):
-        pos = i / total
-        assert lrs == pytest.approx([0.01 * (1 - pos), 0.1 * (1 - pos)], rel=1e-12)
+        pos = i / (total - 1)  # from 0 at the first step to 1 at the last
+        assert lrs == pytest.approx([0.01 * (1 - pos), 0.1 * (1 - pos)], rel=1e-12, abs=1e-15)
         assert scale == pytest.approx(1 + pos)
-    np.testing.assert_allclose(learn.recorder.lrs, [0.1 * (1 - i / total) for i in range(total)])
+    np.testing.assert_allclose(learn.recorder.lrs, [0.1 * (1 - i / (total - 1)) for i in range(total)], atol=1e-15)
     with pytest.raises(ValueError, match="3 values but the optimizer has 2 param groups"):
         learn.fit(1, cbs=[ParamScheduler({"lr": lambda pos: np.array([0.1, 0.1, 0.1])})])
     with pytest.raises(AttributeError, match="model.nope"):

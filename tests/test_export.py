@@ -51,6 +51,23 @@ def _rewrite_header(path: Path, change) -> None:
 
 
 # ---- round trip --------------------------------------------------------------------------------------
+def test_exported_file_has_the_usual_mode(tmp_path):
+    # safetensors writes owner-only files; an exported model is an ordinary output, like metrics.csv
+    import os
+    import stat
+    learn = _mlp_learner(tmp_path)
+    old = os.umask(0o022)
+    try:
+        f = learn.export("model.safetensors")
+        w = learn.save("weights")
+        os.umask(0o027)
+        g = learn.export("model2.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o644 and stat.S_IMODE(os.stat(w).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(g).st_mode) == 0o640
+
+
 def test_export_load_round_trip_predicts_the_same(exported):
     learn, f = exported
     assert f.name == "model.safetensors" and f.parent == learn.path

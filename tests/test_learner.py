@@ -134,12 +134,64 @@ def test_one_cycle_drives_optimizer(synth_learner):
     assert lrs[0] == pytest.approx(1e-2 / 25)
     peak = int(np.argmax(lrs))
     assert abs(peak - 0.25 * n) <= 1 and lrs.max() == pytest.approx(1e-2, rel=1e-3)
-    assert lrs[-1] < 1e-2 / 25 and lrs[-1] > 1e-2 / 1e5
+    assert lrs[-1] == pytest.approx(1e-2 / 1e5, rel=1e-9)  # the last step reaches lr_max / div_final
     assert moms[0] == pytest.approx(0.95) and moms[peak] == pytest.approx(0.85, abs=1e-3)
     # momentum moves opposite to the learning rate
     assert np.all(np.sign(np.diff(lrs[:peak])) == -np.sign(np.diff(moms[:peak])))
     # the optimizer's Adam beta1 is what the recorder saw
     assert learn.opt.param_groups[0]["mom"] == pytest.approx(moms[-1])
+
+
+def _one_cycle_reference(n: int, lr_max: float, div: float, div_final: float, pct: float,
+                         moms=(0.95, 0.85, 0.95)) -> tuple[np.ndarray, np.ndarray]:
+    """Learning rates and momenta of the n steps of a one-cycle fit, by hand in float64: step i at
+    pos = i / (n - 1); cosine warm-up over [0, pct], cosine annealing over [pct, 1]."""
+    lrs, ms = [], []
+    for i in range(n):
+        pos = i / (n - 1)
+        if pos < pct:
+            w = (1 - math.cos(math.pi * pos / pct)) / 2
+            lrs.append(lr_max / div + (lr_max - lr_max / div) * w)
+            ms.append(moms[0] + (moms[1] - moms[0]) * w)
+        else:
+            w = (1 - math.cos(math.pi * (pos - pct) / (1 - pct))) / 2
+            lrs.append(lr_max + (lr_max / div_final - lr_max) * w)
+            ms.append(moms[1] + (moms[2] - moms[1]) * w)
+    return np.array(lrs, dtype=np.float64), np.array(ms, dtype=np.float64)
+
+
+def test_one_cycle_reaches_the_final_lr_at_the_last_step(synth_learner):
+    learn = synth_learner(n=256, bs=32)  # 8 batches per epoch: 3 epochs are 24 steps
+    learn.fit_one_cycle(3, 1e-2, div=25.0, div_final=1e5)
+    lrs, moms = np.array(learn.recorder.lrs), np.array(learn.recorder.moms)
+    assert len(lrs) == 24
+    assert lrs[0] == pytest.approx(1e-2 / 25, rel=1e-12)  # first step: lr_max / div
+    assert lrs[-1] == pytest.approx(1e-2 / 1e5, rel=1e-12)  # last step: lr_max / div_final (was lr_max/131)
+    assert moms[0] == pytest.approx(0.95, rel=1e-12) and moms[-1] == pytest.approx(0.95, rel=1e-12)
+    ref_lr, ref_mom = _one_cycle_reference(24, 1e-2, 25.0, 1e5, 0.25)
+    np.testing.assert_allclose(lrs, ref_lr, rtol=1e-12, atol=1e-12 * 1e-2)  # cancellation in the reference at w=1
+    np.testing.assert_allclose(moms, ref_mom, rtol=1e-12, atol=0)
+    # flat_cos ends at lr / div_final too; a fit of one step stays at the start value
+    learn.fit_flat_cos(3, 1e-2, div_final=1e4)
+    lrs = np.array(learn.recorder.lrs)
+    assert lrs[0] == lrs[17] == 1e-2 and lrs[-1] == pytest.approx(1e-2 / 1e4, rel=1e-12)
+    one = synth_learner(n=32, bs=32)
+    one.fit_one_cycle(1, 1e-2)
+    assert one.recorder.lrs == [pytest.approx(1e-2 / 25, rel=1e-12)]
+
+
+def test_periodic_schedules_keep_steps_at_i_over_n(synth_learner):
+    # SGDR and CLR are counted in iterations (restarts on epoch boundaries, like torch's schedulers):
+    # step i of N is at pos = i / N for them
+    from deepfit.schedule import clr, sgdr
+    learn = synth_learner(n=256, bs=32)
+    learn.fit_sgdr(2, 1e-2, cycle_len=1, cycle_mult=2)  # 3 epochs, 24 steps
+    s, _ = sgdr(1e-2, 2, cycle_len=1, cycle_mult=2)
+    np.testing.assert_allclose(learn.recorder.lrs, [float(s(i / 24)) for i in range(24)], rtol=1e-12)
+    learn.fit_clr(3, 1e-3, 1e-2, step_size=4)
+    c = clr(1e-3, 1e-2, step_size=4, total_steps=24)["lr"]
+    np.testing.assert_allclose(learn.recorder.lrs, [float(c(i / 24)) for i in range(24)], rtol=1e-12)
+    assert learn.recorder.lrs[4] == pytest.approx(1e-2) and learn.recorder.lrs[8] == pytest.approx(1e-3)
 
 
 def test_sgdr_restarts(synth_learner):
@@ -196,8 +248,8 @@ def test_param_scheduler_model_attribute(synth_learner):
     learn.fit(1, 1e-3, cbs=[ps])
     n = len(learn.dls.train)
     assert ps.hps["model.1.p"][0] == pytest.approx(0.5)
-    assert ps.hps["model.1.p"][-1] == pytest.approx(0.5 * (1 / n))
-    assert model[1].p == pytest.approx(0.5 / n)
+    assert ps.hps["model.1.p"][1] == pytest.approx(0.5 * (1 - 1 / (n - 1)))
+    assert ps.hps["model.1.p"][-1] == 0.0 and model[1].p == 0.0  # the last step is at pos 1
     with pytest.raises(AttributeError, match="nothere"):
         learn.fit(1, cbs=[ParamScheduler({"model.nothere": sched_lin(0, 1)})])
 

@@ -68,7 +68,8 @@ def run_torch(
 def run_ours(
     sched: Callable[[float], object], n_steps: int, denom: int | None = None
 ) -> np.ndarray:
-    """Evaluates a schedule the way the Learner does: pos = i / total."""
+    """Evaluates a schedule at pos = i / denom (default i / n_steps, as the Learner samples SGDR and CLR;
+    other schedules it samples at i / (n_steps - 1), so that the last step reaches pos 1)."""
     denom = n_steps if denom is None else denom
     return np.array([np.atleast_1d(sched(i / denom)) for i in range(n_steps)], dtype=np.float64)
 

@@ -527,6 +527,31 @@ def test_feature_importance_ranks_informative_columns(trained):
     assert len(ax.patches) == 4
 
 
+@pytest.mark.parametrize("n_features", [1, 3, 25])
+def test_feature_importance_plot_keeps_its_axis_label(tmp_path, n_features):
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+    from deepfit.plotting import SAVE_PAD_INCHES
+    from deepfit.tabular.interpret import plot_feature_importance
+    fi = pd.DataFrame({"feature": [f"a_rather_long_column_name_{i}" for i in range(n_features)],
+                       "importance": np.linspace(0.3, 0.01, n_features), "importance_std": 0.01})
+    ax = plot_feature_importance(fi, fname=tmp_path / "fi.png")
+    fig = ax.figure
+    try:
+        renderer = fig.canvas.get_renderer()
+        label = ax.xaxis.label.get_window_extent(renderer)
+        inside = fig.bbox.padded(0.5)  # in pixels; half a pixel for rounding
+        assert inside.x0 <= label.x0 and label.x1 <= inside.x1 and inside.y0 <= label.y0, (label, fig.bbox)
+        # the saved image is the figure's tight box (which holds every label) plus the margin
+        tight = fig.get_tightbbox(renderer).padded(SAVE_PAD_INCHES)
+        img = matplotlib.image.imread(tmp_path / "fi.png")
+        assert img.shape[:2] == (round(tight.height * fig.dpi), round(tight.width * fig.dpi))
+        t_px = tight.transformed(fig.dpi_scale_trans)
+        assert t_px.x0 <= label.x0 and label.x1 <= t_px.x1 and t_px.y0 <= label.y0
+    finally:
+        plt.close(fig)
+
+
 def test_embeddings_tables_and_plot(trained, tmp_path):
     emb = trained.embeddings("color")
     w = trained.model.embeds[0].weight.detach()

@@ -1,9 +1,14 @@
 """Small shared helpers."""
 from __future__ import annotations
 
-import pytest
+import os
+import stat
 
-from deepfit.utils import atomic_path
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from deepfit.utils import atomic_path, current_umask
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
@@ -87,3 +92,27 @@ def test_python_api_rejects_a_missing_device(no_gpu, tmp_path):
     from deepfit.export import load_learner
     with pytest.raises(ValueError, match="asks for CUDA.*available here: cpu"):
         load_learner(tmp_path / "m.safetensors", device="cuda")
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (`umask(0o027)`), restoring the old one afterwards."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
+def test_atomic_path_gives_the_usual_mode_whatever_the_writer_used(tmp_path, umask, mask):
+    umask(mask)
+    assert current_umask() == mask
+    want = 0o666 & ~mask  # what open() gives a new file: 0644 under umask 022
+    with atomic_path(tmp_path / "w.safetensors") as tmp:
+        save_file({"a": torch.zeros(2)}, str(tmp))  # safetensors creates its file owner-only (0600)
+    with atomic_path(tmp_path / "m.pth") as tmp:
+        torch.save({"a": torch.zeros(2)}, tmp)
+    with atomic_path(tmp_path / "t.txt") as tmp:
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)  # as tempfile.mkstemp does
+        os.close(fd)
+    for name in ("w.safetensors", "m.pth", "t.txt"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == want, name

@@ -285,6 +285,7 @@ class Checkpoint(Callback):
     """
 
     order = 90  # after the Recorder, trackers and loggers have updated their state
+    unique = True
     run_valid = False
 
     def __init__(self, every_n_steps: int | None = None, every_n_epochs: int | None = 1, fname: str | Path = "checkpoint",

@@ -64,11 +64,17 @@ class Callback:
         order: callbacks run in increasing `order` at each event (ties keep insertion order).
         learner: set by the Learner when the callback is added.
         run_valid / run_train: set to False to skip this callback during validation / training batches.
+        unique: at most one callback of this class per learner: adding another replaces it (one given
+            to a single `fit(cbs=...)` replaces it for that fit only). True for the learner's own kind
+            of callbacks (Recorder, ProgressCallback, TerminateOnNaN, CSVLogger, MixedPrecision,
+            Checkpoint, LRFinder, DistributedTrainer); False by default, so that, e.g., two
+            `EarlyStopping`s on different metrics both act.
     """
 
     order: int = 0
     run_train: bool = True
     run_valid: bool = True
+    unique: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

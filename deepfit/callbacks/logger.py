@@ -15,6 +15,7 @@ class CSVLogger(Callback):
     under `learn.path`). Each row is flushed as soon as the epoch ends. `append=True` keeps earlier rows."""
 
     order = 80
+    unique = True
 
     def __init__(self, fname: str | Path = "history.csv", append: bool = False) -> None:
         self.fname, self.append = Path(fname), append

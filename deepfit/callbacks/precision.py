@@ -21,6 +21,7 @@ class MixedPrecision(Callback):
     """
 
     order = 10  # after GradientClip (order 0) in before_step, so clipping sees unscaled gradients
+    unique = True
 
     def __init__(self, dtype: torch.dtype | None = None) -> None:
         self.dtype = dtype

@@ -1,27 +1,63 @@
 """Progress display: nested epoch / batch bars on a terminal, one plain line per epoch elsewhere."""
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 import time
 from typing import Any
 
 from .core import Callback
 
-__all__ = ["ProgressCallback", "format_row"]
+__all__ = ["ProgressCallback", "format_row", "format_header", "format_value"]
+
+
+#: Width of a table column (at least; a longer metric name widens its column).
+COL_WIDTH = 11
+
+
+def format_value(v: Any) -> str:
+    """One number of the epoch table, at most 11 characters for positive values.
+
+    Floats show 6 decimals while that keeps about 7 significant digits in 11 characters (below
+    10 000), fewer decimals up to 9 999 999, and scientific notation (`1.2346e+08`) beyond, or for
+    non-zero values below 1e-4 that 6 decimals would show as zeros. `nan`/`inf` as such; other values
+    (the epoch number) as `str`."""
+    if isinstance(v, (bool, numbers.Integral)) or not isinstance(v, numbers.Real):
+        return str(v)
+    v = float(v)
+    if not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a != 0 and (a >= 1e7 or a < 1e-4):
+        return f"{v:.4e}"
+    n_int = len(str(int(a)))  # digits before the point
+    return f"{v:.{min(6, 10 - n_int)}f}"
+
+
+def column_widths(names: list[str]) -> list[int]:
+    """The width of each column of the epoch table: `COL_WIDTH`, or the name's length when longer."""
+    return [max(COL_WIDTH, len(n)) for n in names]
 
 
 def format_row(row: dict[str, Any], names: list[str]) -> str:
-    """One line of the epoch table: the values of `row` under `names`, 12 characters each (floats
-    with 6 decimals, `time` as mm:ss.ss, missing values blank)."""
+    """One line of the epoch table: the values of `row` under `names` (see `format_value`; `time` as
+    mm:ss.ss, missing values blank), each right-aligned in its column (`column_widths`) after one
+    space, so that neighbouring values never run together, even when one is wider than its column."""
     cells = []
-    for n in names:
+    for n, w in zip(names, column_widths(names)):
         v = row.get(n, "")
         if n == "time":
             v = f"{int(v // 60):02d}:{v % 60:05.2f}" if v != "" else ""
-        elif isinstance(v, float):
-            v = f"{v:.6f}"
-        cells.append(f"{str(v):>12}")
+        else:
+            v = format_value(v)
+        cells.append(" " + f"{v:>{w}}")
     return "".join(cells)
+
+
+def format_header(names: list[str]) -> str:
+    """The header line of the epoch table, aligned with `format_row`."""
+    return "".join(" " + f"{n:>{w}}" for n, w in zip(names, column_widths(names)))
 
 
 class ProgressCallback(Callback):
@@ -33,6 +69,7 @@ class ProgressCallback(Callback):
     """
 
     order = 60
+    unique = True
 
     def __init__(self, show_table: bool = True, refresh_s: float = 0.5) -> None:
         self.show_table, self.refresh_s = show_table, refresh_s
@@ -65,7 +102,7 @@ class ProgressCallback(Callback):
         if self.interactive:
             from tqdm.auto import tqdm
             self._ebar = tqdm(total=learn.n_epoch - learn.start_epoch, desc="epochs", position=0, leave=False)
-        self._print("".join(f"{n:>12}" for n in names))
+        self._print(format_header(names))
 
     def before_train(self) -> None:
         self._start_bar(len(self.learner.dls.train), "train")

@@ -62,6 +62,7 @@ class Recorder(Callback):
     """
 
     order = 50
+    unique = True
 
     def __init__(self, beta: float = 0.98) -> None:
         self.beta = beta

@@ -20,8 +20,11 @@ a descent to look at."""
 
 
 class ParamScheduler(Callback):
-    """Before every training batch, set each scheduled value from its schedule `f(pos)`, with
-    pos = iteration / total iterations of the fit.
+    """Before every training batch, set each scheduled value from its schedule `f(pos)`. Over the
+    fit's N training batches pos runs from 0 at the first to 1 at the last (pos = i / (N - 1)), so the
+    last step gets exactly the schedule's end value (e.g. one-cycle's `lr_max / div_final`); a
+    schedule whose `endpoint` attribute is False (SGDR, CLR: periodic, counted in iterations) gets
+    pos = i / N instead. With N = 1 the only step is at pos 0.
 
     Keys are optimizer hyper-parameters (`lr`, `mom`, `sqr_mom`, `wd`, `eps`; an array value gives one
     per param group) or attributes of the model written as `"model.<path>"`, e.g.
@@ -43,6 +46,9 @@ class ParamScheduler(Callback):
     def before_fit(self) -> None:
         learn = self.learner
         self.total = learn.n_epoch * len(learn.dls.train)
+        # divisor of the step index per schedule: i / (N - 1) reaches pos 1 at the last step
+        self._denom = {k: float(self.total - 1 if getattr(s, "endpoint", True) and self.total > 1 else self.total)
+                       for k, s in self.scheds.items()}
         for k in self.scheds:
             if k.startswith("model."):
                 self._resolve(k)  # fail now, not at the first batch, when the path is wrong
@@ -59,9 +65,9 @@ class ParamScheduler(Callback):
         return obj, parts[-1]
 
     def before_batch(self) -> None:
-        pos = self.learner.train_iter / self.total
+        i = self.learner.train_iter
         for k, s in self.scheds.items():
-            v = s(pos)
+            v = s(i / self._denom[k])
             if k.startswith("model."):
                 obj, attr = self._resolve(k)
                 setattr(obj, attr, float(v) if np.ndim(v) == 0 else v)
@@ -170,6 +176,7 @@ class LRFinder(Callback):
     recording the smoothed loss; stop early when it exceeds 4x its minimum (divergence)."""
 
     order = -20  # before TerminateOnNaN: a diverging sweep ends the sweep, not the program
+    unique = True
     run_valid = False
 
     def __init__(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,

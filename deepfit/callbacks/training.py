@@ -24,6 +24,7 @@ class TerminateOnNaN(Callback):
     """
 
     order = -10
+    unique = True
     run_valid = False
 
     def __init__(self, every: int = 32) -> None:

@@ -10,6 +10,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from ..utils import current_umask
+
 __all__ = ["download_url", "untar_data", "cache_dir"]
 
 
@@ -41,7 +43,7 @@ def download_url(url: str, dest: str | os.PathLike | None = None, fname: str | N
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             shutil.copyfileobj(resp, out)
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; a cache file is an ordinary file
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates owner-only files; a cache file is an ordinary file
         os.replace(tmp, target)
     except BaseException as e:  # also on Ctrl-C: never leave the partial file behind
         Path(tmp).unlink(missing_ok=True)

@@ -117,9 +117,10 @@ def plot_feature_importance(fi: pd.DataFrame, top: int | None = 20, ax: Any = No
     plt = pyplot()
     d = fi.head(top) if top else fi
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 0.35 * len(d) + 1))
+        _, ax = plt.subplots(figsize=(6, 0.35 * len(d) + 1.3))
     ax.barh(d["feature"][::-1], d["importance"][::-1], xerr=d["importance_std"][::-1])
-    ax.set_xlabel("importance: how much worse the model does when the column is shuffled")
+    # two short lines: one long line is wider than a small figure and was cut off at its edge
+    ax.set_xlabel("importance: how much worse the model does\nwhen the column is shuffled")
     ax.set_title("Permutation feature importance")
     if fname is not None:
         finish_figure(ax.figure, fname, dpi=None, close=False)
