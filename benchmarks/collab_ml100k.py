@@ -42,6 +42,7 @@ import argparse
 import os
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -63,6 +64,16 @@ def load_ratings(root: Path) -> pd.DataFrame:
     return ratings.merge(movies, on="movie")[["user", "title", "rating"]]
 
 
+@dataclass
+class Case:
+    """One method set up to train: `run()` trains and returns the validation MSE; `train_batches` (per
+    epoch) and `val_bs` are read from the loaders the method really uses, so that main can check that
+    every method does the same work."""
+    run: Callable[[], float]
+    train_batches: int
+    val_bs: int
+
+
 def timed(f: Callable[[], float]) -> tuple[float, float, float]:
     """(wall seconds, process CPU seconds, valid MSE) of one training run."""
     w0, c0 = time.perf_counter(), time.process_time()
@@ -71,7 +82,7 @@ def timed(f: Callable[[], float]) -> tuple[float, float, float]:
 
 
 # ---- deepfit ------------------------------------------------------------------------------------------
-def make_deepfit(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, seed: int) -> Callable[[], float]:
+def make_deepfit(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, seed: int) -> Case:
     dls = CollabDataLoaders.from_df(df, user_name="user", item_name="title", rating_name="rating",
                                     valid_idx=valid_idx, bs=bs, valid_bs=val_bs, seed=seed, device="cpu")
     torch.manual_seed(seed)
@@ -80,7 +91,7 @@ def make_deepfit(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, 
     def run() -> float:
         learn.fit_one_cycle(N_EPOCHS, LR, wd=WD)
         return float(learn.recorder.log[-1]["valid_loss"])
-    return run
+    return Case(run, len(dls.train), dls.valid.bs)
 
 
 # ---- fastai -------------------------------------------------------------------------------------------
@@ -102,7 +113,7 @@ def fastai_dls(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, lo
 
 
 def make_fastai(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, seed: int,
-                loader: str = "default") -> Callable[[], float]:
+                loader: str = "default") -> Case:
     from fastai.collab import collab_learner as fa_collab_learner
     from fastai.torch_core import set_seed
     set_seed(seed)  # fastai's loaders draw from the global generators (numpy for TabWeightedDL, random otherwise)
@@ -113,11 +124,11 @@ def make_fastai(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, s
         with learn.no_bar(), learn.no_logging():
             learn.fit_one_cycle(N_EPOCHS, LR, wd=WD)
         return float(learn.recorder.values[-1][1])
-    return run
+    return Case(run, len(dls.train), dls.valid.bs)
 
 
 def make_fastai_shuffle(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int,
-                        seed: int) -> Callable[[], float]:
+                        seed: int) -> Case:
     return make_fastai(df, valid_idx, bs, val_bs, seed, loader="shuffle")
 
 
@@ -131,7 +142,7 @@ def distinct_fraction(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, loader: 
 
 
 # ---- hand-written loop --------------------------------------------------------------------------------
-def make_hand(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, seed: int) -> Callable[[], float]:
+def make_hand(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, seed: int) -> Case:
     users = pd.Categorical(df["user"])
     titles = pd.Categorical(df["title"])
     x = torch.from_numpy(np.stack([users.codes, titles.codes], 1).astype(np.int64))
@@ -168,10 +179,10 @@ def make_hand(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, val_bs: int, see
                     total += F.mse_loss(model(xv[b:b + val_bs]), yv[b:b + val_bs], reduction="sum")
             mse = float(total) / len(xv)
         return mse
-    return run
+    return Case(run, steps, val_bs)
 
 
-METHODS: dict[str, Callable[[pd.DataFrame, np.ndarray, int, int, int], Callable[[], float]]] = {
+METHODS: dict[str, Callable[[pd.DataFrame, np.ndarray, int, int, int], Case]] = {
     "deepfit": make_deepfit, "fastai": make_fastai, "fastai-shuffle": make_fastai_shuffle, "hand": make_hand}
 FASTAI_LOADERS = {"default": "fastai", "shuffle": "fastai-shuffle"}
 
@@ -212,7 +223,7 @@ def main() -> None:
     small = df.iloc[:3000].reset_index(drop=True)
     small_valid = np.arange(2400, 3000)
     for m in methods:
-        METHODS[m](small, small_valid, 256, 256, SEED)()
+        METHODS[m](small, small_valid, 256, 256, SEED).run()
     for m in fastai_methods:
         loader = next(k for k, v in FASTAI_LOADERS.items() if v == m)
         print(f"{m} training loader: {distinct_fraction(df, valid_idx, args.bs[0], loader)}", flush=True)
@@ -221,28 +232,36 @@ def main() -> None:
     for bs in args.bs:
         val_bs = args.val_bs or bs
         res: dict[str, list[tuple[float, float, float]]] = {m: [] for m in methods}
+        work: dict[str, tuple[int, int]] = {}
         for r in range(args.repeats):
             for m in methods:  # interleaved, so a burst of load on a shared machine hits all methods alike
-                run = METHODS[m](df, valid_idx, bs, val_bs, SEED + r)
-                res[m].append(timed(run))
+                case = METHODS[m](df, valid_idx, bs, val_bs, SEED + r)
+                work[m] = (case.train_batches, case.val_bs)
+                if len(set(work.values())) > 1:
+                    raise SystemExit(f"not like for like at bs={bs}: (training batches per epoch, validation batch "
+                                     f"size) differ between methods: {work}")
+                res[m].append(timed(case.run))
                 w, c, mse = res[m][-1]
                 print(f"  bs={bs:<5} val_bs={val_bs:<5} {m:<14} seed {SEED + r}: wall {w:7.2f}s  cpu {c:7.2f}s  "
                       f"valid MSE {mse:.4f}  (load {os.getloadavg()[0]:.1f})", flush=True)
         for m in methods:
             walls, cpus, mses = zip(*res[m])
-            rows.append({"method": m, "bs": bs, "val_bs": val_bs, "wall": statistics.median(walls),
-                         "cpu": statistics.median(cpus), "mse": statistics.median(mses), "mses": mses,
+            rows.append({"method": m, "bs": bs, "val_bs": work[m][1], "batches": work[m][0],
+                         "wall": statistics.median(walls), "cpu": statistics.median(cpus),
+                         "mse": statistics.median(mses), "mses": mses,
                          "n": args.repeats})
     by = {(r["method"], r["bs"]): r for r in rows}
     print(f"\nload average after: {os.getloadavg()}")
     print(f"\nmedians of {args.repeats} runs (seeds {SEED}..{SEED + args.repeats - 1})")
-    print("| method | bs | val bs | wall s | CPU s | valid MSE | fastai / this (wall, CPU) | this / hand (wall, CPU) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| method | bs | val bs | train batches / epoch | wall s | CPU s | valid MSE | fastai / this (wall, CPU) "
+          "| this / hand (wall, CPU) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         fa, hand = by.get(("fastai", r["bs"])), by.get(("hand", r["bs"]))
         vs_fa = f"{fa['wall'] / r['wall']:.2f}x, {fa['cpu'] / r['cpu']:.2f}x" if fa else "-"
         vs_hand = f"{r['wall'] / hand['wall']:.3f}, {r['cpu'] / hand['cpu']:.3f}" if hand else "-"
-        print(f"| {r['method']} | {r['bs']} | {r['val_bs']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['mse']:.4f} | "
+        print(f"| {r['method']} | {r['bs']} | {r['val_bs']} | {r['batches']} | {r['wall']:.2f} | {r['cpu']:.2f} | "
+              f"{r['mse']:.4f} | "
               f"{vs_fa} | {vs_hand} |")
     print("\nvalid MSE per seed:")
     for r in rows:

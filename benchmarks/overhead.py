@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(f"{p.name:<12} {td:>10.3f} {th:>8.3f} {td / th:>6.3f} {cd:>11.3f} {ch:>8.3f} {cd / ch:>9.3f}   "
                     f"deepfit {fmt(res['deepfit'])}; "
                     f"hand {fmt(res['hand'])}")
-        print(f"  runs (wall s) deepfit {[round(t, 3) for t in times['deepfit']]}, hand {[round(t, 3) for t in times['hand']]}"
+        print(f"  runs (wall s) deepfit {[round(t, 3) for t in times['deepfit']]}, "
+              f"hand {[round(t, 3) for t in times['hand']]}"
               f"; (CPU s) deepfit {[round(t, 3) for t in cpu['deepfit']]}, hand {[round(t, 3) for t in cpu['hand']]}")
     print(header)
     print("\n".join(rows))

@@ -90,7 +90,7 @@ def run_deepfit(df: pd.DataFrame, bs: int, epochs: int, lr: float, seed: int) ->
     learn = tabular_learner(dls, layers=[200, 100], progress=False, wd=1e-2, cbs=[timer])
     learn.fit_one_cycle(epochs, lr)
     return {**prep, "epoch_times": timer.wall, "epoch_cpu": timer.cpu, "accuracy": learn.recorder.log[-1]["accuracy"],
-            "valid_idx": dls.valid_idx}
+            "valid_idx": dls.valid_idx, "work": (len(dls.train), dls.valid.bs)}
 
 
 def fastai_dls(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, loader: str):
@@ -121,7 +121,8 @@ def run_fastai(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, epochs: int, lr
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     acc = float(learn.recorder.values[-1][2])
-    return {**prep, "epoch_times": timer.wall, "epoch_cpu": timer.cpu, "accuracy": acc}
+    return {**prep, "epoch_times": timer.wall, "epoch_cpu": timer.cpu, "accuracy": acc,
+            "work": (len(dls.train), dls.valid.bs)}
 
 
 def distinct_fraction(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, loader: str, epochs: int = 5) -> str:
@@ -179,11 +180,15 @@ def main() -> None:
         for seed in args.seeds:
             d = run_deepfit(df, bs, args.epochs, args.lr, seed)
             runs["deepfit"].append(d)
-            line = f"bs={bs} seed={seed}: deepfit acc {d['accuracy']:.4f} epoch cpu {_fmt(d['epoch_cpu'])} wall " \
+            line = f"bs={bs} seed={seed} (train batches/epoch, val bs) {d['work']}: deepfit acc {d['accuracy']:.4f} " \
+                   f"epoch cpu {_fmt(d['epoch_cpu'])} wall " \
                    f"{_fmt(d['epoch_times'])}"
             for loader in loaders:
                 f = run_fastai(df, d["valid_idx"], bs, args.epochs, args.lr, seed, loader)
                 runs[FASTAI_LOADERS[loader]].append(f)
+                if f["work"] != d["work"]:
+                    raise SystemExit(f"not like for like at bs={bs}: (training batches per epoch, validation batch "
+                                     f"size) deepfit {d['work']}, {FASTAI_LOADERS[loader]} {f['work']}")
                 line += f" | {FASTAI_LOADERS[loader]} acc {f['accuracy']:.4f} epoch cpu {_fmt(f['epoch_cpu'])} " \
                         f"wall {_fmt(f['epoch_times'])}"
             print(line + f" (load {os.getloadavg()[0]:.1f})", flush=True)
