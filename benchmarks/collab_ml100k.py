@@ -39,6 +39,7 @@ Run (fastai lives in its own virtualenv, see README.md):
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
@@ -75,7 +76,9 @@ class Case:
 
 
 def timed(f: Callable[[], float]) -> tuple[float, float, float]:
-    """(wall seconds, process CPU seconds, valid MSE) of one training run."""
+    """(wall seconds, process CPU seconds, valid MSE) of one training run. Garbage from the previous
+    method (a fastai Learner holds reference cycles) is collected first, so it is not charged to this one."""
+    gc.collect()
     w0, c0 = time.perf_counter(), time.process_time()
     mse = f()
     return time.perf_counter() - w0, time.process_time() - c0, mse

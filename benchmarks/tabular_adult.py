@@ -34,6 +34,7 @@ would measure the machine's load rather than the libraries.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
@@ -88,6 +89,7 @@ def run_deepfit(df: pd.DataFrame, bs: int, epochs: int, lr: float, seed: int) ->
     set_seed(seed)
     timer = EpochTimer()
     learn = tabular_learner(dls, layers=[200, 100], progress=False, wd=1e-2, cbs=[timer])
+    gc.collect()  # garbage of the previous runs is not charged to this one
     learn.fit_one_cycle(epochs, lr)
     return {**prep, "epoch_times": timer.wall, "epoch_cpu": timer.cpu, "accuracy": learn.recorder.log[-1]["accuracy"],
             "valid_idx": dls.valid_idx, "work": (len(dls.train), dls.valid.bs)}
@@ -118,6 +120,7 @@ def run_fastai(df: pd.DataFrame, valid_idx: np.ndarray, bs: int, epochs: int, lr
     set_seed(seed)
     timer = EpochTimer()
     learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy, wd=1e-2, cbs=[timer])
+    gc.collect()  # garbage of the previous runs is not charged to this one
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     acc = float(learn.recorder.values[-1][2])
