@@ -1,4 +1,4 @@
-"""Collaborative filtering on MovieLens 100k: deepfit vs fastai 2.8.12 (two training loaders) vs a hand-written loop.
+"""Collaborative filtering on MovieLens 100k: deepfit vs fastai 2.8.12 (two training loaders) vs a hand loop.
 
 All methods train the same problem in one process: users x movie titles -> rating, an 80/20 random split
 (`deepfit.data.split_indices(n, 0.2, seed=42)`, the SAME validation rows for all: fastai gets them through
@@ -24,8 +24,10 @@ Like for like: every method validates after every epoch with the same validation
 default: the training batch size, fastai's default), and takes the same number of training steps per
 epoch (fastai drops the last incomplete training batch by default while deepfit and the hand loop keep
 it; at bs=1024, 80,000 rows would give fastai 78 steps and the others 79, so fastai is given
-`drop_last=False`). Every method first does a short warm-up fit so that one-time costs (torch's lazy
-imports at the first optimizer step) are not charged to whichever runs first. Each (method, bs) case runs
+`drop_last=False`); the script checks both on the loaders each method really uses and stops if they
+differ. Every method first does a short warm-up fit so that one-time costs (torch's lazy imports at the
+first optimizer step) are not charged to whichever runs first, and garbage is collected before each
+timed run. Each (method, bs) case runs
 `--repeats` times (default 3) with seeds 42, 43, ... (weights' init and batch order; the split stays the
 same), interleaved (deepfit, fastai, fastai-shuffle, hand, deepfit, ...) so that a burst of load on a
 shared machine hits all methods alike; the medians of wall time, process CPU time and MSE are reported,

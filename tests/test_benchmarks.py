@@ -100,3 +100,22 @@ def test_fastai_default_loader_draws_with_replacement_and_shuffle_loader_does_no
     for make in (mod.make_deepfit, mod.make_fastai, mod.make_fastai_shuffle, mod.make_hand):
         case = make(df, valid_idx, 300, 700, 42)
         assert (case.train_batches, case.val_bs) == (14, 700), make.__name__
+
+
+def test_tabular_benchmark_runs_both_fastai_loaders_on_equal_work(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("fastai")
+    mod = load_script("tabular_adult")
+    g = np.random.default_rng(0)
+    n = 2600
+    table = {c: g.choice([f"{c}{k}" for k in range(4)], n) for c in mod.CAT}
+    table.update({c: g.normal(40, 10, n).round() for c in mod.CONT})
+    table[mod.Y] = np.where(table["age"] + g.normal(0, 5, n) > 40, ">50K", "<=50K")
+    csv = tmp_path / "adult.csv"
+    pd.DataFrame(table).to_csv(csv, index=False)
+    # 2,080 training rows at bs 300: 6 full batches for both (both drop the last incomplete one)
+    run_main(mod, monkeypatch, ["--csv", str(csv), "--bs", "300", "--epochs", "1", "--seeds", "42"])
+    out = capsys.readouterr().out
+    assert "fastai training loader at bs 300: TabWeightedDL, 2080 training rows, 6 batches/epoch" in out
+    assert "fastai-shuffle training loader at bs 300: TabDataLoader, 2080 training rows, 6 batches/epoch" in out
+    assert "bs=300 seed=42 (train batches/epoch, val bs) (6, 300): deepfit acc" in out
+    assert " | fastai acc " in out and " | fastai-shuffle acc " in out
