@@ -51,7 +51,7 @@ def test_utf16_with_a_mark_is_read_from_the_command_line(capsys, tmp_path):
                        "y": rng.choice(["p", "q"], 60)})
     p = tmp_path / "excel.csv"
     p.write_text(df.to_csv(index=False), encoding="utf-16")  # Python writes the mark first
-    assert main(["lr-find", "tabular", str(p), "--target", "y", "--num-it", "5", "--bs", "16", "-q"]) == 0
+    assert main(["lr-find", "tabular", str(p), "--target", "y", "--num-it", "10", "--bs", "16", "-q"]) == 0
     assert "valley" in capsys.readouterr().out
 
 
@@ -126,7 +126,7 @@ def test_a_repeated_column_used_by_the_model_is_refused(capsys, tmp_path, argv, 
 
 def test_a_repeated_column_left_out_only_warns(capsys, tmp_path):
     p = _dup_table(tmp_path / "d.csv", "age,c,age,y")
-    sweep = ("--num-it", "5", "--bs", "16", "-q")
+    sweep = ("--num-it", "10", "--bs", "16", "-q")
     assert main(["lr-find", "tabular", str(p), "--target", "y", "--cat", "c", *sweep]) == 0
     assert "'age' (columns 1 and 3)" in capsys.readouterr().err
     assert main(["lr-find", "tabular", str(p), "--target", "y", "--ignore", "age,age.1", *sweep]) == 0
@@ -157,7 +157,7 @@ def test_unnamed_columns_keep_pandas_names(capsys, tmp_path):
 def test_a_header_of_numbers_warns_with_the_flags(capsys, tmp_path):
     p = tmp_path / "u.data"
     p.write_text("".join(f"{i % 9}\t{100 + i % 7}\t{1 + i % 5}\n" for i in range(60)))
-    assert main(["lr-find", "collab", str(p), "--num-it", "5", "--bs", "16", "-q"]) == 0
+    assert main(["lr-find", "collab", str(p), "--num-it", "10", "--bs", "16", "-q"]) == 0
     err = capsys.readouterr().err
     assert ("deepfit: warning: every name in the first line of " in err and "(0, 100, 1) is a number: is it a row of "
             "data? If the file has no header line, pass --no-header --names with 3 names, e.g. --no-header --names "
