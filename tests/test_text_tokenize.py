@@ -77,7 +77,7 @@ def test_html_cleanup():
 def test_word_decode_restores_readable_text():
     tok = WordTokenizer()
     for text in ["The cat didn't SEE it!!!!", "It's 3.5 stars (out of 10).", "Hi\n\nNew paragraph: ok?",
-                 "very very very Good", "SOOOOO loud"]:
+                 "very very very Good", "SOOOOO loud", 'He said "no way" and "yes."']:
         assert tok.decode(tok(text)) == text
     assert tok.decode([BOS, TK_MAJ, "hello", TK_UP, "nasa", "."]) == "Hello NASA."
     assert tok.decode([TK_REP, "x"]) == "xxrep x"  # a broken marker comes out as it is
@@ -214,3 +214,23 @@ def test_bpe_bad_arguments():
         BPETokenizer.train(CORPUS, vocab_size=3)
     with pytest.raises(ValueError, match="n_merges must be a whole number"):
         BPETokenizer.train(CORPUS, n_merges=-1)
+
+
+@pytest.mark.data
+def test_word_tokens_of_nietzsche_decode_to_the_same_words(data_path):
+    path = data_path / "nietzsche" / "nietzsche.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    from deepfit.text import read_text
+    text = read_text(path)
+    tok = WordTokenizer()
+    toks = tok(text)
+    assert toks[0] == BOS and toks.count("\n") == text.count("\n")
+    back = tok.decode(toks)
+    # the same lines, and every word comes back with its case, except mixed-case words ("elseThis" is
+    # lower-cased: the markers only keep capitalised and all-caps words)
+    import re
+    words = [w for w in text.split() if w.isalpha() and (w.islower() or w.isupper() or w.istitle())]
+    assert len(words) > 90_000
+    back_words = set(re.findall(r"[^\W\d_]+", back))
+    assert [w for w in words if w not in back_words] == []

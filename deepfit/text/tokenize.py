@@ -315,10 +315,17 @@ class WordTokenizer(Tokenizer):
             case = ""
             i += 1
         out: list[str] = []
+        quote_open = False  # straight double quotes alternate: no space inside "a pair"
+        prev_opens = False
         for j, w in enumerate(words):
-            if j > 0 and w != "\n" and not _NO_SPACE_BEFORE.match(w) and words[j - 1] not in _NO_SPACE_AFTER:
+            closes = w == '"' and quote_open
+            if (j > 0 and w != "\n" and not closes and not _NO_SPACE_BEFORE.match(w)
+                    and words[j - 1] not in _NO_SPACE_AFTER and not prev_opens):
                 out.append(" ")
             out.append(w)
+            prev_opens = w == '"' and not quote_open
+            if w == '"':
+                quote_open = not quote_open
         return "".join(out)
 
     def get_state(self) -> dict[str, Any]:
