@@ -171,7 +171,13 @@ def test_train_lm_with_word_and_bpe_tokens(capsys, tmp_path, tokenizer):
     assert code == 0, err
     assert text.startswith("The cat")
     code, info, _ = run_cli(capsys, "info", tmp_path / "r" / "model.safetensors", "--json")
-    assert json.loads(info)["data"]["tokenizer"].startswith(tokenizer)
+    desc = json.loads(info)["data"]
+    assert desc["tokenizer"].startswith(tokenizer)
+    if tokenizer == "word":  # lower-cased with case markers
+        assert "lower=True" in desc["tokenizer"] and "'xxmaj'" in desc["vocabulary"]
+        assert "'the'" in desc["vocabulary"] and "'The'" not in desc["vocabulary"]
+    else:
+        assert "n_merges=" in desc["tokenizer"]
 
 
 def test_lr_find_lm(capsys, tmp_path):

@@ -135,6 +135,7 @@ class TextLMApp(Application):
         from ..text.data import TextLMDataLoaders
         from ..text.io import TextDataError
         from ..text.learner import language_model_learner
+        from ..text.tokenize import get_tokenizer
         from ..text.metrics import accuracy, bits_per_char, perplexity
         if not 0 <= args.drop_mult <= 10:
             raise CLIError(f"--drop-mult must be between 0 and 10, got {args.drop_mult}")
@@ -142,7 +143,9 @@ class TextLMApp(Application):
         text = self.read(args)
         try:
             with console.step("tokenizing"):
-                dls = TextLMDataLoaders.from_text(text, tokenizer=args.tokenizer, valid_pct=args.valid_pct,
+                # the word tokenizer always lower-cases with case markers; --lower is for char and bpe
+                tok = get_tokenizer(args.tokenizer, lower=True if args.tokenizer == "word" else args.lower)
+                dls = TextLMDataLoaders.from_text(text, tokenizer=tok, valid_pct=args.valid_pct,
                                                   bs=args.bs, bptt=args.bptt, min_freq=args.min_freq,
                                                   max_vocab=args.max_vocab, lower=args.lower, seed=args.seed,
                                                   random_bptt=args.random_bptt, device=args.device)
