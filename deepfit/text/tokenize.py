@@ -160,6 +160,8 @@ def _split_rule_based(text: str) -> list[str]:
 
 
 def _replace_char_reps(tokens: list[str]) -> list[str]:
+    if not any(len(t) >= _MIN_REP for t in tokens):
+        return tokens
     out: list[str] = []
     for t in tokens:
         if len(t) < _MIN_REP or _REP.search(t) is None:
@@ -180,6 +182,8 @@ def _replace_char_reps(tokens: list[str]) -> list[str]:
 
 
 def _replace_word_reps(tokens: list[str]) -> list[str]:
+    if all(a != b for a, b in zip(tokens, tokens[1:])):  # no word twice in a row: nothing to do (fast path)
+        return tokens
     out: list[str] = []
     i, n = 0, len(tokens)
     while i < n:
@@ -215,13 +219,14 @@ def _mark_case(tokens: list[str]) -> list[str]:
             out.extend((t, tokens[i + 1], w.lower()))
             i += 3
             continue
-        if t in SPECIAL_TOKENS:
+        low = t.lower()
+        if low == t or t in SPECIAL_TOKENS:  # nothing to mark (most tokens)
             out.append(t)
         else:
             case = _case_of(t)
             if case is not None:
                 out.append(case)
-            out.append(t.lower())
+            out.append(low)
         i += 1
     return out
 
