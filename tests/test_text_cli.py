@@ -2,6 +2,7 @@
 message and exit status 2, never a traceback."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -150,6 +151,11 @@ def test_train_lm_bad_inputs(capsys, tmp_path):
     code, err = train(latin, "--encoding", "latin-1")
     assert code == 0, err
     assert_usage_error(*train(tmp_path / "missing.txt"), "text file not found")
+    corpus = make_corpus(tmp_path / "corpus.txt")
+    assert_usage_error(*train(corpus, "--tokenizer", "word", "--max-vocab", "4"),
+                       "--max-vocab must be a whole number above the 4 special")
+    if importlib.util.find_spec("sentencepiece") is not None:
+        assert_usage_error(*train(corpus, "--tokenizer", "bpe", "--max-vocab", "5"), "--max-vocab 5 is smaller than")
     # nothing the user gave was modified, and failed runs left no finished directory behind
     assert latin.read_bytes() == ("caf\xe9 " * 400).encode("latin-1")
     assert not (tmp_path / "run-empty.txt").exists()

@@ -28,7 +28,8 @@ def _flagged(message: str) -> str:
     """A data error of deepfit.text in command-line terms: the flags to change instead of Python arguments."""
     message = re.sub(r"encoding='([^']+)' \(on the command line (--encoding \S+)\)", r"\2", message)
     for py, flag in (("bs or bptt", "--bs or --bptt"), ("valid_pct", "--valid-pct"), ("min_freq", "--min-freq"),
-                     ("max_vocab", "--max-vocab"), ("max_size", "--max-vocab")):
+                     ("max_vocab", "--max-vocab"), ("max_size", "--max-vocab"), ("vocab_size=", "--max-vocab "),
+                     (", or n_merges=", "")):
         message = message.replace(py, flag)
     return message
 
@@ -133,10 +134,9 @@ class TextLMApp(Application):
 
     def prepare(self, args: argparse.Namespace, console: Console) -> Prepared:
         from ..text.data import TextLMDataLoaders
-        from ..text.io import TextDataError
         from ..text.learner import language_model_learner
-        from ..text.tokenize import get_tokenizer
         from ..text.metrics import accuracy, bits_per_char, perplexity
+        from ..text.tokenize import get_tokenizer
         if not 0 <= args.drop_mult <= 10:
             raise CLIError(f"--drop-mult must be between 0 and 10, got {args.drop_mult}")
         source = Path(args.file).name
@@ -149,7 +149,7 @@ class TextLMApp(Application):
                                                   bs=args.bs, bptt=args.bptt, min_freq=args.min_freq,
                                                   max_vocab=args.max_vocab, lower=args.lower, seed=args.seed,
                                                   random_bptt=args.random_bptt, device=args.device)
-        except TextDataError as e:
+        except ValueError as e:  # TextDataError included: about the text or the sizes asked for
             raise CLIError(f"{source}: {_flagged(str(e))}") from None
         metrics: list[Any] = [accuracy, perplexity]
         if args.tokenizer == "char":
