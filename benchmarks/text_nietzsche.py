@@ -144,11 +144,12 @@ class EpochClock(Callback):
     order = 60
 
     def __init__(self, out: Path, t0: float, budget_min: float) -> None:
-        self.out, self.t0, self.budget = out, t0, budget_min
+        self.out, self.t0, self.budget, self.c0 = out, t0, budget_min, time.process_time()
 
     def after_epoch(self) -> None:
         r = self.learner.recorder.log[-1]
         log(self.out, {"part": "best", "epoch": r["epoch"], "minutes": (time.perf_counter() - self.t0) / 60,
+                       "cpu_minutes": (time.process_time() - self.c0) / 60,
                        "train_loss": r["train_loss"], "valid_loss": r["valid_loss"], "accuracy": r.get("accuracy")})
 
 
