@@ -222,6 +222,7 @@ def test_export_and_load_learner_round_trip(tmp_path, tokenizer):
 
 
 # ---- Nietzsche ------------------------------------------------------------------------------------------
+@pytest.mark.data
 def test_nietzsche_one_short_epoch_of_a_small_model(data_path, one_thread):
     path = data_path / "nietzsche" / "nietzsche.txt"
     if not path.is_file():
@@ -235,3 +236,23 @@ def test_nietzsche_one_short_epoch_of_a_small_model(data_path, one_thread):
     # the characters' own frequencies (a unigram model) give 2.90 nats; one epoch of a small GRU gets below
     # 2.45 (2.34 here)
     assert learn.recorder.log[-1]["valid_loss"] < 2.45
+
+
+# ---- the lesson's example scripts run (first characters of Nietzsche only) ------------------------------
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("script", ["nietzsche_04_stateful.py"])
+def test_nietzsche_examples_run(data_path, script, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    if not (data_path / "nietzsche" / "nietzsche.txt").is_file():
+        pytest.skip("nietzsche.txt not found")
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DEEPFIT_DATA": str(data_path), "CHARS": "6000", "EPOCHS": "1",
+           "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, str(repo / "examples" / script)], env=env, cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("get_next('and')" in r.stdout) if "01" in script else ("'for thos" in r.stdout)
