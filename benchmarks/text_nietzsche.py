@@ -16,7 +16,7 @@ Three parts (`--part`), each printing a table and appending JSON lines to `--out
 * `speed`: training tokens per second of deepfit's Learner (`language_model_learner`), a hand-written
   PyTorch loop on the same model (`RNNLanguageModel`), the same batches, optimizer, AR/TAR and gradient
   clipping (one epoch with validation each), and (when importable) fastai 2.8.12's `language_model_learner` with `AWD_LSTM` of the same
-  sizes on the same character stream. The runs are interleaved, `--repeats` each; medians of wall and
+  sizes (tied embeddings, so that the layers have the same shapes) on the same character stream. The runs are interleaved, `--repeats` each; medians of wall and
   process CPU time.
 
 Run (1 torch thread by default; fastai lives in its own virtualenv):
@@ -183,15 +183,16 @@ def speed(text: str, out: Path, repeats: int, n_tokens: int) -> None:
                                       valid_pct=0.2, bs=SPEED["bs"], bptt=SPEED["bptt"], device="cpu", seed=SEED)
     V, tokens = len(dls.vocab), dls.train.n
 
-    def deepfit_run() -> None:
+    def deepfit_run() -> int:
         set_seed(SEED)
         learn = language_model_learner(dls, arch="lstm", emb_size=SPEED["emb_size"], n_hid=SPEED["n_hid"],
-                                       n_layers=SPEED["n_layers"], tie_weights=False, progress=False, metrics=[])
+                                       n_layers=SPEED["n_layers"], tie_weights=True, progress=False, metrics=[])
         learn.fit(1, SPEED["lr"])
+        return tokens
 
-    def hand_run() -> None:
+    def hand_run() -> int:
         set_seed(SEED)
-        m = RNNLanguageModel(V, SPEED["emb_size"], SPEED["n_hid"], SPEED["n_layers"], tie_weights=False,
+        m = RNNLanguageModel(V, SPEED["emb_size"], SPEED["n_hid"], SPEED["n_layers"], tie_weights=True,
                              pad_idx=dls.vocab.pad_idx, **AWD_DEFAULTS)
         opt = Adam(m.parameters(), lr=SPEED["lr"], wd=1e-2)
         m.train()
@@ -215,29 +216,31 @@ def speed(text: str, out: Path, repeats: int, n_tokens: int) -> None:
                 out = m(vd[:, a:a + y.shape[1]])
                 tot += float(F.cross_entropy(out.reshape(-1, V), y.reshape(-1), reduction="sum"))
                 n += y.numel()
+        return tokens
 
-    runs: dict[str, Callable[[], None]] = {"deepfit": deepfit_run, "hand": hand_run}
+    runs: dict[str, Callable[[], int]] = {"deepfit": deepfit_run, "hand": hand_run}
     try:
         fa = _fastai_run(dls)
         runs["fastai"] = fa
     except ImportError as e:
         print(f"fastai not importable here ({e}); comparing deepfit with the hand loop only", file=sys.stderr)
     res: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
+    trained: dict[str, int] = {}
     for r in range(repeats + 1):  # round 0 is a warm-up (lazy imports, allocator), not counted
         for k, f in runs.items():
             w0, c0 = time.perf_counter(), time.process_time()
-            f()
+            trained[k] = f()
             t = (time.perf_counter() - w0, time.process_time() - c0)
             print(k, r, t, flush=True)
             if r > 0:
                 res[k].append(t)
     for k, v in res.items():
         wall, cpu = statistics.median(w for w, _ in v), statistics.median(c for _, c in v)
-        log(out, {"part": "speed", "method": k, "tokens": tokens, "wall_s": wall, "cpu_s": cpu,
-                  "tokens_per_s": tokens / wall, "runs": v, "threads": torch.get_num_threads(), **SPEED})
+        log(out, {"part": "speed", "method": k, "tokens": trained[k], "wall_s": wall, "cpu_s": cpu,
+                  "tokens_per_s": trained[k] / wall, "tokens_per_cpu_s": trained[k] / cpu, "runs": v, "threads": torch.get_num_threads(), **SPEED})
 
 
-def _fastai_run(dls: TextLMDataLoaders) -> Callable[[], None]:
+def _fastai_run(dls: TextLMDataLoaders) -> Callable[[], int]:
     import fastai  # noqa: F401  (ImportError when not in fastai's environment)
     from fastai.data.core import DataLoaders as FaDataLoaders
     from fastai.text.data import LMDataLoader as FaLMDataLoader
@@ -247,17 +250,30 @@ def _fastai_run(dls: TextLMDataLoaders) -> Callable[[], None]:
     train_ids = dls.train.tensors[0].reshape(-1)
     valid_ids = dls.valid.tensors[0].reshape(-1)
 
-    def run() -> None:
+    from fastai.callback.core import Callback as FaCallback
+
+    class CountTokens(FaCallback):
+        def before_fit(self) -> None:
+            self.n = 0
+
+        def after_batch(self) -> None:
+            if self.training:
+                self.n += self.learn.xb[0].numel()
+
+    def run() -> int:
         set_seed(SEED)
         trn = FaLMDataLoader([train_ids], bs=SPEED["bs"], seq_len=SPEED["bptt"], shuffle=False, num_workers=0)
         val = FaLMDataLoader([valid_ids], bs=SPEED["bs"], seq_len=SPEED["bptt"], num_workers=0)
         fdls = FaDataLoaders(trn, val, device=torch.device("cpu"))
         fdls.vocab = list(dls.vocab.itos)
+        # fastai's last layer always outputs emb_sz features; tied weights give deepfit the same shapes
         cfg = dict(awd_lstm_lm_config, emb_sz=SPEED["emb_size"], n_hid=SPEED["n_hid"], n_layers=SPEED["n_layers"],
-                   tie_weights=False)
+                   tie_weights=True)
         learn = fa_lm_learner(fdls, AWD_LSTM, config=cfg, pretrained=False, metrics=[])
+        count = CountTokens()
         with learn.no_bar(), learn.no_logging():
-            learn.fit(1, SPEED["lr"], wd=1e-2)
+            learn.fit(1, SPEED["lr"], wd=1e-2, cbs=[count])
+        return count.n  # fastai drops the last, shorter batch: count what it trained on
     return run
 
 
