@@ -256,3 +256,15 @@ def test_nietzsche_examples_run(data_path, script, tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert ("get_next('and')" in r.stdout) if "01" in script else ("'for thos" in r.stdout)
+
+
+def test_get_preds_joins_the_stream_and_matches_the_validation_loss():
+    dls = _dls(bptt=7)
+    learn = _learner(dls)
+    learn.fit(1, 1e-2)
+    preds, targs, losses = learn.get_preds(with_loss=True)
+    assert learn.model.hidden is None  # a fresh state left behind
+    data = dls.valid.tensors[0]
+    assert preds.shape == (*data[:, 1:].shape, len(dls.vocab)) and torch.equal(targs, data[:, 1:])
+    assert torch.allclose(preds.sum(-1), torch.ones(targs.shape))  # probabilities
+    assert float(losses.mean()) == pytest.approx(learn.validate()["valid_loss"], rel=1e-5)

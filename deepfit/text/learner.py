@@ -21,6 +21,7 @@ from ..callbacks.recorder import Recorder
 from ..callbacks.training import GradientClip
 from ..data.core import DataLoader
 from ..learner import Learner
+from ..losses import activation_for
 from ..optim import Adam
 from ..utils import listify
 from .callbacks import LMRecorder, ResetHidden, RNNRegularizer
@@ -178,12 +179,36 @@ class LMLearner(Learner):
 
     def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,
                   activation: bool = True) -> tuple[torch.Tensor, ...]:
-        """As `Learner.get_preds`, from a fresh hidden state (and leaving a fresh one behind)."""
-        self._reset_model()
-        try:
-            return super().get_preds(dl, with_loss=with_loss, with_input=with_input, activation=activation)
-        finally:
+        """As `Learner.get_preds`, from a fresh hidden state (and leaving a fresh one behind). For an
+        `LMDataLoader` (default the validation stream) the batches are joined along the sequence: the
+        predictions are (bs, n, vocab) and the targets (bs, n) for the loader's (bs, n + 1) token matrix, and
+        the losses (`with_loss`) are per token, (bs, n)."""
+        from .data import LMDataLoader
+        dl = dl if dl is not None else self.dls.valid
+        if not isinstance(dl, LMDataLoader):
             self._reset_model()
+            try:
+                return super().get_preds(dl, with_loss=with_loss, with_input=with_input, activation=activation)
+            finally:
+                self._reset_model()
+        self._check_device()
+        act = activation_for(self.loss_func) if activation else (lambda t: t)
+        preds, targs, losses, inputs = [], [], [], []
+        with self._inference():
+            for xb, yb in dl:
+                out = self.model(xb).float()
+                preds.append(act(out))
+                targs.append(yb)
+                if with_loss:
+                    losses.append(F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1),
+                                                  reduction="none").view(yb.shape))
+                if with_input:
+                    inputs.append(xb)
+        res: list[Any] = [torch.cat(inputs, 1)] if with_input else []
+        res += [torch.cat(preds, 1), torch.cat(targs, 1)]
+        if with_loss:
+            res.append(torch.cat(losses, 1))
+        return tuple(res)
 
 
 def language_model_learner(dls: Any, arch: str = "lstm", emb_size: int = 400, n_hid: int = 1150, n_layers: int = 3,
