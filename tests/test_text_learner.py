@@ -268,3 +268,14 @@ def test_get_preds_joins_the_stream_and_matches_the_validation_loss():
     assert preds.shape == (*data[:, 1:].shape, len(dls.vocab)) and torch.equal(targs, data[:, 1:])
     assert torch.allclose(preds.sum(-1), torch.ones(targs.shape))  # probabilities
     assert float(losses.mean()) == pytest.approx(learn.validate()["valid_loss"], rel=1e-5)
+
+
+def test_language_model_learner_layer_groups_and_freeze():
+    learn = _learner(arch="lstm", n_layers=2)
+    assert len(learn.layer_groups()) == 3
+    learn.freeze()
+    trainable = {id(p) for p in learn.model.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in learn.layer_groups()[-1]}
+    learn.unfreeze()
+    learn.fit(1, slice(1e-4, 1e-2))
+    assert [round(g["lr"], 6) for g in learn.opt.param_groups] == [0.0001, 0.001, 0.01]

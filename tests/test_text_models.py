@@ -204,3 +204,16 @@ def test_training_exposes_raw_and_dropped_last_outputs():
 def test_bad_model_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RNNLanguageModel(V, **kwargs)
+
+
+def test_lm_splitter_groups_cover_the_model_once():
+    from deepfit.text.models import lm_splitter
+    for tie in (True, False):
+        m = RNNLanguageModel(V, 6, 9, 3, tie_weights=tie)
+        groups = lm_splitter(m)
+        assert len(groups) == 4
+        ids = [id(p) for g in groups for p in g]
+        assert sorted(ids) == sorted(id(p) for p in m.parameters())
+        assert any(p is m.encoder.weight for p in groups[-1])
+    with pytest.raises(TypeError, match="RNNLanguageModel"):
+        lm_splitter(CharRNN(V))

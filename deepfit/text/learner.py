@@ -27,7 +27,7 @@ from ..utils import listify
 from .callbacks import LMRecorder, ResetHidden, RNNRegularizer
 from .io import TextDataError
 from .metrics import accuracy, perplexity
-from .models import AWD_DEFAULTS, RNNLanguageModel
+from .models import AWD_DEFAULTS, RNNLanguageModel, lm_splitter
 from .tokenize import SPECIAL_TOKENS
 
 __all__ = ["LMLearner", "language_model_learner"]
@@ -228,7 +228,8 @@ def language_model_learner(dls: Any, arch: str = "lstm", emb_size: int = 400, n_
         metrics: default token accuracy and perplexity.
         alpha, beta: AR and TAR weights (`RNNRegularizer`; 0 and 0 to disable).
         clip: clip the gradient norm to this (None: no clipping).
-        opt_func, lr, wd, cbs, path, progress: as for `Learner`.
+        opt_func, lr, wd, cbs, path, progress: as for `Learner`. The layer groups (`lm_splitter`) are one
+            per recurrent layer, then the embedding with the decoder.
 
     Example:
         >>> learn = language_model_learner(dls, arch="gru", emb_size=42, n_hid=256, n_layers=1,
@@ -248,6 +249,6 @@ def language_model_learner(dls: Any, arch: str = "lstm", emb_size: int = 400, n_
         extra.append(RNNRegularizer(alpha=alpha, beta=beta))
     if clip is not None:
         extra.append(GradientClip(clip))
-    return LMLearner(dls, model, opt_func=opt_func, lr=lr, wd=wd,
+    return LMLearner(dls, model, opt_func=opt_func, lr=lr, wd=wd, splitter=lm_splitter,
                      metrics=[accuracy, perplexity] if metrics is None else metrics,
                      cbs=extra + listify(cbs), path=path, progress=progress)

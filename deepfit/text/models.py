@@ -29,7 +29,7 @@ from torch.func import functional_call
 from ..export import register_model
 
 __all__ = ["CharLM3", "CharLoopRNN", "CharRNN", "CharSeqRNN", "StatefulRNN", "RNNLanguageModel", "AWDLSTM",
-           "embedding_dropout", "LockedDropout", "WeightDropRNN", "is_stateful", "AWD_DEFAULTS"]
+           "embedding_dropout", "LockedDropout", "WeightDropRNN", "is_stateful", "AWD_DEFAULTS", "lm_splitter"]
 
 #: AWD-LSTM dropout probabilities at drop_mult=1 (all are multiplied by `drop_mult`).
 AWD_DEFAULTS = {"emb_drop": 0.02, "weight_drop": 0.2, "input_drop": 0.25, "hidden_drop": 0.15, "output_drop": 0.1}
@@ -383,3 +383,15 @@ class AWDLSTM(RNNLanguageModel):
         cfg = super().get_config()
         cfg.pop("arch")
         return cfg
+
+
+def lm_splitter(model: RNNLanguageModel) -> list[list[nn.Parameter]]:
+    """Layer groups of an `RNNLanguageModel` for discriminative learning rates and freezing: one group per
+    recurrent layer, then the embedding and the decoder together (last, as they are tied), so that
+    `learn.freeze()` trains only the embedding and decoder, and `lr=slice(lo, hi)` gives the first layer
+    the lowest rate."""
+    m = getattr(model, "module", model)
+    if not isinstance(m, RNNLanguageModel):
+        raise TypeError(f"lm_splitter needs an RNNLanguageModel; received {type(m).__name__}.")
+    head = list(m.encoder.parameters()) + ([m.decoder_bias] if m.tie_weights else list(m.decoder.parameters()))
+    return [list(r.parameters()) for r in m.rnns] + [head]
