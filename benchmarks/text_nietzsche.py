@@ -290,6 +290,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4, help="best: epochs of the 1cycle schedule")
     ap.add_argument("--repeats", type=int, default=3, help="speed: interleaved runs of each method")
     ap.add_argument("--tokens", type=int, default=60000, help="speed: training tokens per run")
+    ap.add_argument("--bptt", type=int, default=SPEED["bptt"], help="speed: tokens per row of a batch")
     ap.add_argument("--chars", type=int, default=None, help="use only the first N characters (quick checks)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -305,6 +306,7 @@ def main() -> None:
     elif args.part == "best":
         best(text, args.out, args.budget_min, args.epochs)
     else:
+        SPEED["bptt"] = args.bptt
         speed(text, args.out, args.repeats, args.tokens)
 
 
