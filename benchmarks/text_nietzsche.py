@@ -11,8 +11,8 @@ Three parts (`--part`), each printing a table and appending JSON lines to `--out
   20% for validation. `--cap-min` stops a model after the epoch that passes that many minutes (the
   table says how many of the lesson's epochs ran).
 * `best`: the best deepfit LM within `--budget-min` minutes on the lesson's split and vocabulary
-  (2-layer LSTM 512, bptt 70, AWD-LSTM regularisation at drop_mult 0.3, 1cycle); validation loss after
-  every epoch against minutes.
+  (2-layer LSTM `--n-hid` 512, random bptt `--bptt` 16, AWD-LSTM regularisation at `--drop-mult` 0.2,
+  fit_one_cycle(`--epochs`, `--lr` 1e-2)); validation loss after every epoch against wall and CPU minutes.
 * `speed`: training tokens per second of deepfit's Learner (`language_model_learner`), a hand-written
   PyTorch loop on the same model (`RNNLanguageModel`), the same batches, optimizer, AR/TAR and gradient
   clipping (one epoch with validation each), and (when importable) fastai 2.8.12's `language_model_learner` with `AWD_LSTM` of the same
@@ -153,17 +153,19 @@ class EpochClock(Callback):
                        "train_loss": r["train_loss"], "valid_loss": r["valid_loss"], "accuracy": r.get("accuracy")})
 
 
-def best(text: str, out: Path, budget_min: float, n_epoch: int) -> None:
+def best(text: str, out: Path, budget_min: float, n_epoch: int, n_hid: int, bptt: int, lr: float,
+         drop_mult: float) -> None:
     set_seed(SEED)
-    dls = TextLMDataLoaders.from_text(text, tokenizer="char", lower=True, min_freq=3, valid_pct=0.2, bs=64, bptt=70,
+    dls = TextLMDataLoaders.from_text(text, tokenizer="char", lower=True, min_freq=3, valid_pct=0.2, bs=64, bptt=bptt,
                                       random_bptt=True, device="cpu", seed=SEED)
-    learn = language_model_learner(dls, arch="lstm", emb_size=64, n_hid=512, n_layers=2, drop_mult=0.3,
+    learn = language_model_learner(dls, arch="lstm", emb_size=64, n_hid=n_hid, n_layers=2, drop_mult=drop_mult,
                                    tie_weights=False, progress=False)
     t0 = time.perf_counter()
-    log(out, {"part": "best", "setup": "2-layer LSTM 512, emb 64, bptt 70 random, bs 64, drop_mult 0.3, AR/TAR 2/1, "
-              f"clip 0.25, fit_one_cycle({n_epoch}, 3e-3), wd 0.01", "vocab": len(dls.vocab),
-              "train_tokens": dls.train.n, "valid_tokens": dls.valid.n, "threads": torch.get_num_threads()})
-    learn.fit_one_cycle(n_epoch, 3e-3, cbs=[EpochClock(out, t0, budget_min), TimeCap(t0, budget_min)])
+    log(out, {"part": "best", "setup": f"2-layer LSTM {n_hid}, emb 64, bptt {bptt} random, bs 64, drop_mult {drop_mult}, "
+              f"AR/TAR 2/1, clip 0.25, fit_one_cycle({n_epoch}, {lr}), wd 0.01", "vocab": len(dls.vocab),
+              "train_tokens": dls.train.n, "valid_tokens": dls.valid.n, "threads": torch.get_num_threads(),
+              "steps_per_epoch": len(dls.train)})
+    learn.fit_one_cycle(n_epoch, lr, cbs=[EpochClock(out, t0, budget_min), TimeCap(t0, budget_min)])
     log(out, {"part": "best", "done": True, "minutes": (time.perf_counter() - t0) / 60,
               "sample": learn.generate("the ", 300, temperature=0.6, seed=0)})
 
@@ -287,10 +289,13 @@ def main() -> None:
     ap.add_argument("--cap-min", type=float, default=None, help="lesson: stop a model after this many minutes")
     ap.add_argument("--only", nargs="*", help="lesson: run only the steps whose names start with these")
     ap.add_argument("--budget-min", type=float, default=25.0, help="best: minutes of training")
-    ap.add_argument("--epochs", type=int, default=4, help="best: epochs of the 1cycle schedule")
+    ap.add_argument("--epochs", type=int, default=2, help="best: epochs of the 1cycle schedule")
+    ap.add_argument("--n-hid", type=int, default=512, help="best: hidden size of the 2 LSTM layers")
+    ap.add_argument("--lr", type=float, default=1e-2, help="best: maximum learning rate of the 1cycle schedule")
+    ap.add_argument("--drop-mult", type=float, default=0.2, help="best: AWD-LSTM dropout multiplier")
     ap.add_argument("--repeats", type=int, default=3, help="speed: interleaved runs of each method")
     ap.add_argument("--tokens", type=int, default=60000, help="speed: training tokens per run")
-    ap.add_argument("--bptt", type=int, default=SPEED["bptt"], help="speed: tokens per row of a batch")
+    ap.add_argument("--bptt", type=int, default=None, help="best / speed: tokens per row of a batch (16 / 70)")
     ap.add_argument("--chars", type=int, default=None, help="use only the first N characters (quick checks)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -304,9 +309,9 @@ def main() -> None:
     if args.part == "lesson":
         lesson(text, args.out, args.cap_min, args.only)
     elif args.part == "best":
-        best(text, args.out, args.budget_min, args.epochs)
+        best(text, args.out, args.budget_min, args.epochs, args.n_hid, args.bptt or 16, args.lr, args.drop_mult)
     else:
-        SPEED["bptt"] = args.bptt
+        SPEED["bptt"] = args.bptt or SPEED["bptt"]
         speed(text, args.out, args.repeats, args.tokens)
 
 
