@@ -15,9 +15,10 @@ Three parts (`--part`), each printing a table and appending JSON lines to `--out
   fit_one_cycle(`--epochs`, `--lr` 1e-2)); validation loss after every epoch against wall and CPU minutes.
 * `speed`: training tokens per second of deepfit's Learner (`language_model_learner`), a hand-written
   PyTorch loop on the same model (`RNNLanguageModel`), the same batches, optimizer, AR/TAR and gradient
-  clipping (one epoch with validation each), and (when importable) fastai 2.8.12's `language_model_learner` with `AWD_LSTM` of the same
-  sizes (tied embeddings, so that the layers have the same shapes) on the same character stream. The runs are interleaved, `--repeats` each; medians of wall and
-  process CPU time.
+  clipping (one epoch with validation each), and (when importable) fastai 2.8.12's
+  `language_model_learner` with `AWD_LSTM` of the same sizes (tied embeddings, so that the layers have
+  the same shapes) on the same character stream. The runs are interleaved, `--repeats` each; medians
+  of wall and process CPU time.
 
 Run (1 torch thread by default; fastai lives in its own virtualenv):
     PYTHONPATH=$PWD .venv/bin/python benchmarks/text_nietzsche.py --part lesson [--cap-min 3]
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 
 from deepfit import DataLoaders, Learner, set_seed
 from deepfit.callbacks import Callback, CancelFit
-from deepfit.data.core import DataLoader, split_indices
+from deepfit.data.core import split_indices
 from deepfit.losses import CrossEntropyLoss
 from deepfit.optim import Adam
 from deepfit.text import (CharLM3, CharLoopRNN, CharRNN, CharSeqRNN, LMLearner, RNNLanguageModel, StatefulRNN,
@@ -161,7 +162,8 @@ def best(text: str, out: Path, budget_min: float, n_epoch: int, n_hid: int, bptt
     learn = language_model_learner(dls, arch="lstm", emb_size=64, n_hid=n_hid, n_layers=2, drop_mult=drop_mult,
                                    tie_weights=False, progress=False)
     t0 = time.perf_counter()
-    log(out, {"part": "best", "setup": f"2-layer LSTM {n_hid}, emb 64, bptt {bptt} random, bs 64, drop_mult {drop_mult}, "
+    log(out, {"part": "best", "setup": f"2-layer LSTM {n_hid}, emb 64, bptt {bptt} random, bs 64, "
+              f"drop_mult {drop_mult}, "
               f"AR/TAR 2/1, clip 0.25, fit_one_cycle({n_epoch}, {lr}), wd 0.01", "vocab": len(dls.vocab),
               "train_tokens": dls.train.n, "valid_tokens": dls.valid.n, "threads": torch.get_num_threads(),
               "steps_per_epoch": len(dls.train)})
@@ -239,7 +241,8 @@ def speed(text: str, out: Path, repeats: int, n_tokens: int) -> None:
     for k, v in res.items():
         wall, cpu = statistics.median(w for w, _ in v), statistics.median(c for _, c in v)
         log(out, {"part": "speed", "method": k, "tokens": trained[k], "wall_s": wall, "cpu_s": cpu,
-                  "tokens_per_s": trained[k] / wall, "tokens_per_cpu_s": trained[k] / cpu, "runs": v, "threads": torch.get_num_threads(), **SPEED})
+                  "tokens_per_s": trained[k] / wall, "tokens_per_cpu_s": trained[k] / cpu, "runs": v,
+                  "threads": torch.get_num_threads(), **SPEED})
 
 
 def _fastai_run(dls: TextLMDataLoaders) -> Callable[[], int]:

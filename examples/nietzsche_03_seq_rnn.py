@@ -28,14 +28,16 @@ vocab = Vocab.build([list(text)], specials=("xxunk",))
 ids = vocab.numericalize(list(text))
 # non-overlapping windows; the targets are the windows shifted by one: a target at every position
 x, y = char_windows(ids, 8, stride=8, seq_targets=True)
-print("x[0]:", repr(vocab.textify(x[0])), " y[0]:", repr(vocab.textify(y[0])), " shapes:", tuple(x.shape), tuple(y.shape))
+print("x[0]:", repr(vocab.textify(x[0])), " y[0]:", repr(vocab.textify(y[0])))
+print("shapes:", tuple(x.shape), tuple(y.shape))
 trn, val = split_indices(len(x), 0.2, seed=42)
 dls = DataLoaders.from_tensors(x[trn], y[trn], x[val], y[val], bs=512, device="cpu", seed=42)
 # the model outputs (bs, 8, vocab) and the targets are (bs, 8): CrossEntropyLoss flattens both the same
 # way (row-major), so the loss is the mean over every position of every window
 
-for name, model, plan in [("sequence RNN", CharSeqRNN(len(vocab), 42, 256), [(4, 1e-3), (1, 1e-4)]),
-                          ("identity init", CharSeqRNN(len(vocab), 42, 256, identity_init=True), [(4, 1e-2), (4, 1e-3)])]:
+runs = [("sequence RNN", CharSeqRNN(len(vocab), 42, 256), [(4, 1e-3), (1, 1e-4)]),
+        ("identity init", CharSeqRNN(len(vocab), 42, 256, identity_init=True), [(4, 1e-2), (4, 1e-3)])]
+for name, model, plan in runs:
     print(f"\n== {name}")
     learn = Learner(dls, model, loss_func=CrossEntropyLoss(), wd=0.0, metrics=[accuracy])
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from deepfit import load_learner
 from deepfit.callbacks import Callback, Checkpoint
 from deepfit.export import read_header
 from deepfit.losses import CrossEntropyLoss
-from deepfit.text import (LMLearner, RNNLanguageModel, RNNRegularizer, StatefulRNN, TextDataError, TextLMDataLoaders,
+from deepfit.text import (LMLearner, RNNRegularizer, StatefulRNN, TextDataError, TextLMDataLoaders,
                           bits_per_char, language_model_learner, perplexity)
 from deepfit.text.metrics import accuracy
 
@@ -99,8 +99,8 @@ class _LossSpy(Callback):
 
     def after_loss(self):
         m = self.learner.model
-        self.rows.append((float(self.learner.loss), float(self.learner.loss_grad.detach()), m.last_raw_output.detach().clone(),
-                          m.last_output.detach().clone()))
+        self.rows.append((float(self.learner.loss), float(self.learner.loss_grad.detach()),
+                          m.last_raw_output.detach().clone(), m.last_output.detach().clone()))
 
 
 def test_ar_tar_added_to_the_backpropagated_loss_only():

@@ -172,7 +172,8 @@ class LMDataLoader(DataLoader):
 
 
 # ---- windows for the lesson's stateless models ----------------------------------------------------------
-def char_windows(ids: torch.Tensor, n: int, stride: int = 1, seq_targets: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def char_windows(ids: torch.Tensor, n: int, stride: int = 1,
+                 seq_targets: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed windows of `n` token ids and their targets, as the lesson's first models read the text.
 
     Window k is `ids[k*stride : k*stride + n]`; its target is the token after it, or with

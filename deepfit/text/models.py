@@ -97,7 +97,8 @@ class CharLoopRNN(nn.Module):
     def __init__(self, vocab_sz: int, n_fac: int = 42, n_hidden: int = 256, concat: bool = False,
                  n_context: int = 8) -> None:
         super().__init__()
-        self.vocab_sz, self.n_fac, self.n_hidden, self.concat = _check_size("vocab_sz", vocab_sz), n_fac, n_hidden, concat
+        self.vocab_sz, self.n_fac, self.n_hidden = _check_size("vocab_sz", vocab_sz), n_fac, n_hidden
+        self.concat = concat
         self.n_context = n_context  # the window length it was trained on (used by `generate`)
         self.e = nn.Embedding(vocab_sz, n_fac)
         self.l_in = nn.Linear(n_fac + n_hidden if concat else n_fac, n_hidden)
@@ -136,7 +137,8 @@ class CharRNN(nn.Module):
 
     def __init__(self, vocab_sz: int, n_fac: int = 42, n_hidden: int = 256, n_context: int = 8) -> None:
         super().__init__()
-        self.vocab_sz, self.n_fac, self.n_hidden, self.n_context = _check_size("vocab_sz", vocab_sz), n_fac, n_hidden, n_context
+        self.vocab_sz, self.n_fac, self.n_hidden = _check_size("vocab_sz", vocab_sz), n_fac, n_hidden
+        self.n_context = n_context
         self.e = nn.Embedding(vocab_sz, n_fac)
         self.rnn = nn.RNN(n_fac, n_hidden, batch_first=True)
         self.l_out = nn.Linear(n_hidden, vocab_sz)
@@ -301,7 +303,8 @@ class RNNLanguageModel(nn.Module):
             raise ValueError(f"`pad_idx` must be a token index below vocab_sz={vocab_sz}; received {pad_idx!r}.")
         self.vocab_sz, self.emb_size, self.n_hid, self.n_layers, self.arch = vocab_sz, emb_size, n_hid, n_layers, arch
         self.emb_drop, self.weight_drop = _check_prob("emb_drop", emb_drop), _check_prob("weight_drop", weight_drop)
-        self.input_drop, self.hidden_drop = _check_prob("input_drop", input_drop), _check_prob("hidden_drop", hidden_drop)
+        self.input_drop = _check_prob("input_drop", input_drop)
+        self.hidden_drop = _check_prob("hidden_drop", hidden_drop)
         self.output_drop = _check_prob("output_drop", output_drop)
         self.tie_weights, self.pad_idx = tie_weights, pad_idx
         self.encoder = nn.Embedding(vocab_sz, emb_size, padding_idx=pad_idx)
