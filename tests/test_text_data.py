@@ -199,3 +199,8 @@ def test_export_state_round_trip_is_json():
     back = TextLMDataLoaders.from_state(json.loads(json.dumps(meta)), tensors)
     assert back.vocab == dls.vocab
     assert torch.equal(back.encode("the cat sat on a mat"), dls.encode("the cat sat on a mat"))
+
+
+def test_word_tokenizer_keeps_its_case_markers_by_default():
+    dls = TextLMDataLoaders.from_text("The cat sat. " * 60, tokenizer="word", bs=2, bptt=5, device="cpu")
+    assert "xxmaj" in dls.vocab.stoi and "the" in dls.vocab.stoi and "The" not in dls.vocab.stoi

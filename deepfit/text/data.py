@@ -275,7 +275,7 @@ class TextLMDataLoaders(DataLoaders):
     # ---- builders ----------------------------------------------------------------------------------
     @classmethod
     def from_text(cls, text: str, tokenizer: str | Tokenizer = "char", valid_pct: float = 0.1, bs: int = 64,
-                  bptt: int = 70, min_freq: int = 1, max_vocab: int | None = None, lower: bool = False,
+                  bptt: int = 70, min_freq: int = 1, max_vocab: int | None = None, lower: bool | None = None,
                   seed: int | None = None, random_bptt: bool = False, device: torch.device | str | None = None,
                   vocab: Vocab | None = None) -> "TextLMDataLoaders":
         """Loaders of one text: its last `valid_pct` (a contiguous tail, so the split is the same every
@@ -289,7 +289,8 @@ class TextLMDataLoaders(DataLoaders):
             bs, bptt: rows per batch and tokens per row (see `LMDataLoader`).
             min_freq, max_vocab: vocabulary from the training part: tokens seen at least `min_freq`
                 times, at most `max_vocab` entries; the rest read as `xxunk`.
-            lower: lower-case the text first (named tokenizers).
+            lower: lower-case the text first (named tokenizers); default (None) the tokenizer's own: char
+                and bpe keep the case, word lower-cases with `xxmaj` / `xxup` markers.
             seed: seed of the training loader (random `bptt`).
             random_bptt: AWD-LSTM's random batch lengths while training.
             device: where the batches go (default: the GPU when there is one).
@@ -315,7 +316,7 @@ class TextLMDataLoaders(DataLoaders):
     @classmethod
     def from_file(cls, path: str | Path, encoding: str = "utf-8", tokenizer: str | Tokenizer = "char",
                   valid_pct: float = 0.1, bs: int = 64, bptt: int = 70, min_freq: int = 1,
-                  max_vocab: int | None = None, lower: bool = False, seed: int | None = None,
+                  max_vocab: int | None = None, lower: bool | None = None, seed: int | None = None,
                   random_bptt: bool = False, device: torch.device | str | None = None) -> "TextLMDataLoaders":
         """`from_text` on a text file read with `read_text` (clear errors for a missing, binary, wrongly
         encoded or empty file)."""
@@ -329,7 +330,7 @@ class TextLMDataLoaders(DataLoaders):
     @classmethod
     def from_texts(cls, texts: Sequence[str], tokenizer: str | Tokenizer = "word", valid_pct: float = 0.1,
                    bs: int = 64, bptt: int = 70, min_freq: int = 1, max_vocab: int | None = None,
-                   lower: bool = False, seed: int | None = None, random_bptt: bool = False,
+                   lower: bool | None = None, seed: int | None = None, random_bptt: bool = False,
                    device: torch.device | str | None = None, shuffle: bool = True) -> "TextLMDataLoaders":
         """Loaders of several documents: the last `valid_pct` of them (at least one) for validation, the
         training documents concatenated in a new random order every epoch (`shuffle`)."""
