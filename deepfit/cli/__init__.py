@@ -5,6 +5,8 @@
     deepfit lr-find tabular adult.csv --target salary
     deepfit predict runs/adult/model.safetensors new_rows.csv --out predictions.csv
     deepfit info runs/adult/model.safetensors
+    deepfit train lm nietzsche.txt --out runs/nietzsche
+    deepfit generate runs/nietzsche/model.safetensors --prefix "the " -n 200
 
 Applications plug in through `APPLICATIONS` (see `deepfit.cli.base.Application`): each is one object
 with its own options, data preparation, report plots and prediction; the sub-commands are generic.
@@ -32,17 +34,20 @@ from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EX
                    sweep_iters)
 from .collab import CollabApp
 from .tabular import TabularApp
+from .text import TextLMApp, add_generate_arguments
 
 __all__ = ["main", "build_parser", "APPLICATIONS", "Application", "CLIError"]
 
 #: The applications of `deepfit train/lr-find/predict`. A new one is one module and one entry here.
-APPLICATIONS: list[Application] = [TabularApp(), CollabApp()]
+APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp()]
 
 _EPILOG = """\
 examples:
   deepfit demo --out runs/demo                       MLP on MNIST (or generated digits), with report
   deepfit train tabular adult.csv --target salary    train a tabular model; writes runs/tabular-<time>/
   deepfit train collab u.data --no-header --names user,item,rating,ts --user user --item item --target rating
+  deepfit train lm nietzsche.txt --tokenizer char --epochs 5 --out runs/nietzsche
+  deepfit generate runs/nietzsche/model.safetensors --prefix "the meaning of " -n 200
   deepfit lr-find tabular adult.csv --target salary --plot lr.png
   deepfit predict runs/adult/model.safetensors new.csv --out predictions.csv
   deepfit info runs/adult/model.safetensors
@@ -95,7 +100,7 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
     apps = APPLICATIONS if apps is None else apps
     flags = _common_flags(defaults=False)
     parser = _Parser(prog="deepfit", formatter_class=_Formatter, parents=[_common_flags(defaults=True)],
-                     description="Train accurate models on your own data: tables and ratings (text and images next).",
+                     description="Train accurate models on your own data: tables, ratings and text (images next).",
                      epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"deepfit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -109,9 +114,9 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
     add_demo_arguments(p_demo)
     p_demo.set_defaults(func=_cmd_demo)
 
-    p_train = sub.add_parser("train", help="train a model on a CSV file and write a run directory",
+    p_train = sub.add_parser("train", help="train a model on a data file and write a run directory",
                              formatter_class=_Formatter,
-                             description="Train a model on a delimited text file. Pick the application:",
+                             description="Train a model on a data file (a table, ratings, a text). Pick the application:",
                              epilog="\n".join(f"  deepfit train {a.name} --help" for a in apps))
     tsub = p_train.add_subparsers(dest="app_name", metavar="APPLICATION", parser_class=_Parser)
     p_find = sub.add_parser("lr-find", help="sweep learning rates and suggest one (no training)",
@@ -122,15 +127,19 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
         pt = tsub.add_parser(app.name, help=app.help, description=_wrap(app.description), epilog=app.examples,
                              formatter_class=_Formatter, parents=[flags])
         app.add_arguments(pt)
-        add_csv_arguments(pt)
+        if getattr(app, "reads_table", True):
+            add_csv_arguments(pt)
         add_common_train_arguments(pt, app.default_lr, app.default_epochs, app.default_bs)
+        _finish_arguments(app, pt)
         pt.set_defaults(func=_cmd_train, app=app)
         pf = fsub.add_parser(app.name, help=app.help,
                              description=_wrap(f"lr_find for {app.name}: " + app.description),
                              formatter_class=_Formatter, parents=[flags])
         app.add_arguments(pf)
-        add_csv_arguments(pf)
+        if getattr(app, "reads_table", True):
+            add_csv_arguments(pf)
         add_loader_arguments(pf, app.default_bs)
+        _finish_arguments(app, pf)
         g = pf.add_argument_group("learning-rate finder")
         g.add_argument("--num-it", type=sweep_iters, default=100,
                        help=f"batches in the sweep (at least {MIN_LR_FIND_ITERS}; default: %(default)s)")
@@ -154,6 +163,16 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
         app.add_predict_arguments(p_pred)
     p_pred.set_defaults(func=_cmd_predict)
 
+    p_gen = sub.add_parser("generate", help="continue a text with a language model", formatter_class=_Formatter,
+                           parents=[flags],
+                           description=_wrap("Load MODEL (the model.safetensors of `deepfit train lm`) and print the "
+                                             "continuation of --prefix: -n tokens, sampled at --temperature (or "
+                                             "--greedy)."),
+                           epilog='example:\n  deepfit generate runs/nietzsche/model.safetensors --prefix "the '
+                                  'meaning of " -n 200 --temperature 0.8')
+    add_generate_arguments(p_gen)
+    p_gen.set_defaults(func=_cmd_generate)
+
     p_info = sub.add_parser("info", help="describe an exported model", formatter_class=_Formatter, parents=[flags],
                             description=_wrap("Print what an exported model is: application, architecture, data "
                                               "preprocessing, and the metrics of the run that made it (when its "
@@ -163,6 +182,13 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
     p_info.add_argument("--json", action="store_true", help="print the description as JSON")
     p_info.set_defaults(func=_cmd_info)
     return parser
+
+
+def _finish_arguments(app: Application, parser: argparse.ArgumentParser) -> None:
+    # an application may adjust the shared options after they are added (e.g. the help of --valid-pct)
+    finish = getattr(app, "finish_arguments", None)
+    if finish is not None:
+        finish(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -391,6 +417,9 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
     _check_output_file(out, [Path(args.file), model])
     meta = read_header(model)
     app = app_for_model(meta, model)
+    instead = getattr(app, "predict_instead", None)
+    if instead:
+        raise CLIError(f"{model} {instead}")
     with console.step("loading the model"):
         learn = load_learner(model, device=getattr(args, "device", None))
     df = read_table(args.file, args.delimiter, args.encoding, args.header, args.names, console,
@@ -495,6 +524,11 @@ def _cmd_info(args: argparse.Namespace, console: Console) -> int:
         else:
             console.result(f"{k + ':':<{width}} {v}")
     return EXIT_OK
+
+
+def _cmd_generate(args: argparse.Namespace, console: Console) -> int:
+    from .text import cmd_generate
+    return cmd_generate(args, console)
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
