@@ -39,6 +39,7 @@ class ResetHidden(Callback):
     validation. Models without `reset()` are left alone."""
 
     order = -10  # before anything that looks at the first batch
+    unique = True  # one reset per event: a second ResetHidden replaces the learner's own
 
     def __init__(self) -> None:
         self._mid_epoch = False
