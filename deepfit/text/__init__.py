@@ -25,6 +25,9 @@ from .encoder import EncoderMismatchError, RNNEncoder, load_encoder, save_encode
 from .interpret import TextClassificationInterpretation, confusion_matrix, most_confident_mistakes, most_confused
 
 register_dls("TextClassifierDataLoaders", TextClassifierDataLoaders.from_state)
+# bag-of-words classifiers: naive Bayes, logreg, NBSVM, the dot-product NB learner (bow.py; registers BowDataLoaders)
+from .bow import (BowDataLoaders, BowLearner, NBDotProduct, NgramLinear, NgramVectorizer, bow_learner,
+                  fit_linear_weights, nb_log_count_ratio, nb_log_probs)
 
 __all__ = [
     # tokens, vocabularies, reading text (tokenize.py, vocab.py, io.py)
@@ -41,4 +44,7 @@ __all__ = [
     "save_encoder", "load_encoder", "TextClassifier", "TextClassifierLearner", "text_classifier_learner",
     "masked_concat_pool", "classifier_splitter", "CLAS_DEFAULTS", "TextClassificationInterpretation",
     "confusion_matrix", "most_confident_mistakes", "most_confused",
+    # bag-of-words classifiers
+    "NgramVectorizer", "BowDataLoaders", "BowLearner", "bow_learner", "NgramLinear", "NBDotProduct",
+    "nb_log_count_ratio", "nb_log_probs", "fit_linear_weights",
 ]

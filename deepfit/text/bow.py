@@ -1,0 +1,801 @@
+"""Bag-of-words text classifiers: naive Bayes, logistic regression and NBSVM (the machine-learning course,
+lesson 9, after Wang & Manning 2012), and the "dot-product NB learner" trained with `fit_one_cycle`.
+
+The term-document matrix comes from deepfit's tokenizer through scikit-learn's `CountVectorizer`
+(sparse, n-grams 1..n, `max_features`); every method sees binarised counts (`x_hat = 1{x > 0}`) unless
+told `binary=False`. With `f` the rows of one class and `alpha` the smoothing (1: add-one),
+
+    p = alpha + sum_{i: y_i = 1} f_i,   q = alpha + sum_{i: y_i = 0} f_i,   r = log((p / |p|_1) / (q / |q|_1))
+
+is the naive Bayes log-count ratio. Naive Bayes predicts `r . x_hat + log(N1 / N0)`; NBSVM fits a linear
+classifier (logistic regression, or Wang & Manning's L2-loss SVM) on `r * x_hat` and interpolates its
+weights with their mean magnitude, `w' = (1 - beta) * mean(|w|) + beta * w` (beta = 0.25). More than two
+classes: naive Bayes is multinomial (one log-probability row per class), NBSVM and the NB learner are
+one-vs-rest (class c against the others).
+
+Every fitted model is one linear layer over n-gram ids (`NgramLinear`: an `EmbeddingBag` holding the
+weights as tensors), so `learn.export(...)` / `deepfit.load_learner(...)` and
+`learn.predict("a new sentence") -> (label, label index, probabilities)` work as for any deepfit model;
+the tokenizer and n-gram vocabulary travel as JSON in the exported file.
+
+Example:
+    >>> dls = BowDataLoaders.from_df(df, text_col="text", label_col="label", ngrams=2)   # doctest: +SKIP
+    >>> learn = bow_learner(dls, method="nbsvm")          # fits at once (no epochs)     # doctest: +SKIP
+    >>> learn.validate(), learn.predict("a wonderful film")                               # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..data.core import DataLoader, DataLoaders, split_indices
+from ..export import register_dls, register_model
+from ..learner import Learner
+from ..losses import CrossEntropyLoss
+from ..metrics import accuracy
+from .io import TextDataError, texts_from_folder
+from .tokenize import Tokenizer, WordTokenizer, get_tokenizer, tokenizer_from_state
+
+__all__ = ["BOW_METHODS", "NgramVectorizer", "binarize", "nb_log_count_ratio", "nb_log_probs", "interpolate",
+           "fit_linear_weights", "linear_scores", "softmax_np", "NgramLinear", "NBDotProduct", "BowDataLoaders",
+           "BowLearner", "bow_learner", "check_labels"]
+
+#: the methods of `bow_learner`: fitted at once (nb, logreg, nbsvm) or trained by SGD (nb_learner)
+BOW_METHODS = ("nb", "logreg", "nbsvm", "nb_learner")
+_STATE_VERSION = 1
+
+
+# ---- term-document matrices ---------------------------------------------------------------------------
+def _identity(x: Any) -> Any:
+    return x
+
+
+class NgramVectorizer:
+    """Texts -> sparse term-document counts over n-grams of deepfit tokens (scikit-learn's CountVectorizer).
+
+    Args:
+        tokenizer: a deepfit `Tokenizer` or its name (`"word"`: lower-cased words with case markers and no
+            `xxbos`; `"char"`; `"bpe"`, trained on the texts given to `fit`).
+        ngrams: use n-grams of 1..`ngrams` tokens (1, 2 or 3 in the course; any n >= 1 works).
+        max_features: keep the most frequent n-grams only (None: all).
+        min_df: drop n-grams found in fewer documents.
+
+    Example:
+        >>> v = NgramVectorizer(ngrams=2).fit(["a good film", "a bad film"])
+        >>> v.transform(["good film"]).toarray().sum()
+        3
+    """
+
+    def __init__(self, tokenizer: Tokenizer | str = "word", ngrams: int = 1, max_features: int | None = None,
+                 min_df: int = 1) -> None:
+        if not isinstance(ngrams, int) or ngrams < 1:
+            raise ValueError(f"`ngrams` must be a whole number >= 1 (1: words only, 2: words and pairs); "
+                             f"received {ngrams!r}.")
+        if max_features is not None and (not isinstance(max_features, int) or max_features < 1):
+            raise ValueError(f"`max_features` must be a whole number >= 1 or None; received {max_features!r}.")
+        if not isinstance(min_df, int) or min_df < 1:
+            raise ValueError(f"`min_df` must be a whole number >= 1; received {min_df!r}.")
+        if isinstance(tokenizer, str) and tokenizer.lower() == "word":
+            tokenizer = WordTokenizer(lower=True, add_bos=False)
+        self.tokenizer = get_tokenizer(tokenizer)
+        self.ngrams, self.max_features, self.min_df = ngrams, max_features, min_df
+        self.features: list[str] = []
+        self._cv: Any = None
+
+    def _make_cv(self, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import CountVectorizer
+        # documents arrive tokenised by deepfit; sklearn only builds the n-grams, counts and vocabulary
+        return CountVectorizer(tokenizer=_identity, preprocessor=_identity, lowercase=False, token_pattern=None,
+                               ngram_range=(1, self.ngrams), max_features=self.max_features,
+                               min_df=self.min_df if vocabulary is None else 1, vocabulary=vocabulary,
+                               dtype=np.float32)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """The deepfit tokens of each text (a BPE tokenizer must have been fitted)."""
+        return [self.tokenizer(t) for t in texts]
+
+    def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Learn the n-gram vocabulary from `texts` and return their counts, (n_texts, n_features)."""
+        texts = list(texts)
+        if not self.tokenizer.is_trained:
+            self.tokenizer.fit(texts)
+        return self.fit_transform_tokens(self.tokenize(texts))
+
+    def fit_transform_tokens(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """`fit_transform` on documents already tokenised by `self.tokenizer` (e.g. cached across CV folds)."""
+        self._cv = self._make_cv()
+        try:
+            x = self._cv.fit_transform(list(docs))
+        except ValueError as e:  # "empty vocabulary" / "max_df < min_df"
+            raise TextDataError(f"no n-grams to count in the {len(docs)} training texts ({e}); check the texts "
+                                "(and min_df)") from None
+        self.features = [str(f) for f in self._cv.get_feature_names_out()]
+        return x.tocsr()
+
+    def fit(self, texts: Sequence[str]) -> "NgramVectorizer":
+        """Learn the n-gram vocabulary; returns self."""
+        self.fit_transform(texts)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Counts of the known n-grams of `texts` (unknown n-grams are ignored), (n_texts, n_features)."""
+        return self.transform_tokens(self.tokenize(list(texts)))
+
+    def transform_tokens(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """`transform` on documents already tokenised by `self.tokenizer`."""
+        if self._cv is None:
+            raise ValueError("This NgramVectorizer is not fitted: call fit(training_texts) first.")
+        return self._cv.transform(list(docs)).tocsr()
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    def get_state(self) -> dict[str, Any]:
+        """JSON-able state: the tokenizer's state, the settings and the n-grams in feature order."""
+        return {"version": _STATE_VERSION, "tokenizer": self.tokenizer.get_state(), "ngrams": self.ngrams,
+                "max_features": self.max_features, "min_df": self.min_df, "features": list(self.features)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "NgramVectorizer":
+        """Rebuild a fitted vectorizer from `get_state()`."""
+        if not isinstance(state, dict) or "features" not in state or "tokenizer" not in state:
+            raise ValueError("not a saved NgramVectorizer state (expected a dict with 'tokenizer' and 'features')")
+        if int(state.get("version", 1)) > _STATE_VERSION:
+            raise ValueError(f"the saved n-gram vectorizer has version {state.get('version')}, newer than this "
+                             f"deepfit reads ({_STATE_VERSION}); upgrade deepfit")
+        v = cls(tokenizer_from_state(state["tokenizer"]), ngrams=int(state["ngrams"]),
+                max_features=state.get("max_features"), min_df=int(state.get("min_df", 1)))
+        v.features = [str(f) for f in state["features"]]
+        v._cv = v._make_cv({f: i for i, f in enumerate(v.features)})
+        return v
+
+    def __repr__(self) -> str:
+        return (f"NgramVectorizer({self.tokenizer!r}, ngrams={self.ngrams}, max_features={self.max_features}, "
+                f"{self.n_features} features)")
+
+
+def binarize(x: sp.spmatrix) -> sp.csr_matrix:
+    """`1{x > 0}` of a sparse count matrix, as float32 CSR."""
+    b = sp.csr_matrix(x, dtype=np.float32, copy=True)
+    b.data = (b.data > 0).astype(np.float32)
+    b.eliminate_zeros()
+    return b
+
+
+def _check_xy(x: Any, y: Any) -> tuple[sp.csr_matrix, np.ndarray]:
+    x = sp.csr_matrix(x)
+    y = np.asarray(y).reshape(-1)
+    if x.shape[0] != len(y):
+        raise ValueError(f"{x.shape[0]} rows of features but {len(y)} labels: they must match.")
+    return x, y
+
+
+def nb_log_count_ratio(x: Any, y: Any, alpha: float = 1.0, binary: bool = True, positive: Any = 1) -> np.ndarray:
+    """The naive Bayes log-count ratio `r = log((p / |p|_1) / (q / |q|_1))` (float64, one per feature).
+
+    Args:
+        x: term-document counts (n_docs, n_features), sparse or dense.
+        y: the labels; rows with `y == positive` give `p`, all others `q`.
+        alpha: additive smoothing (1: add-one, as Wang & Manning).
+        binary: count documents containing a feature (`1{x > 0}`) rather than occurrences.
+        positive: the label of the positive class.
+    """
+    x, y = _check_xy(x, y)
+    if alpha < 0:
+        raise ValueError(f"`alpha` must be >= 0; received {alpha}.")
+    if binary:
+        x = binarize(x)
+    pos = y == positive
+    if not pos.any() or pos.all():
+        raise ValueError(f"the labels need both positive ({positive!r}) and other rows to compute r.")
+    p = alpha + np.asarray(x[pos].sum(0), dtype=np.float64).ravel()
+    q = alpha + np.asarray(x[~pos].sum(0), dtype=np.float64).ravel()
+    return np.log((p / p.sum()) / (q / q.sum()))
+
+
+def nb_log_probs(x: Any, y: Any, n_classes: int, alpha: float = 1.0,
+                 binary: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial naive Bayes: `log theta[c, j] = log((alpha + f_cj) / sum_j (alpha + f_cj))` and the log priors.
+
+    Args:
+        x: counts (n_docs, n_features); y: class indices 0..n_classes-1.
+        alpha, binary: as `nb_log_count_ratio` (with two classes, `log theta[1] - log theta[0]` is r).
+
+    Returns:
+        `(log_theta (n_classes, n_features), log_prior (n_classes,))`, float64.
+    """
+    x, y = _check_xy(x, y)
+    if binary:
+        x = binarize(x)
+    y = y.astype(np.int64)
+    onehot = sp.csr_matrix((np.ones(len(y)), (y, np.arange(len(y)))), shape=(n_classes, len(y)))
+    f = alpha + np.asarray((onehot @ x).todense(), dtype=np.float64)
+    log_theta = np.log(f / f.sum(1, keepdims=True))
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_prior = np.log(counts / counts.sum())
+    return log_theta, log_prior
+
+
+def interpolate(w: np.ndarray, beta: float) -> np.ndarray:
+    """Wang & Manning's NBSVM interpolation `w' = (1 - beta) * mean(|w|) + beta * w` (beta = 1: unchanged)."""
+    if not 0 <= beta <= 1:
+        raise ValueError(f"`beta` must be between 0 and 1; received {beta}.")
+    w = np.asarray(w, dtype=np.float64)
+    return (1 - beta) * np.abs(w).mean() + beta * w
+
+
+def _binary_clf(x: sp.csr_matrix, y01: np.ndarray, C: float, clf: str, max_iter: int, seed: int
+                ) -> tuple[np.ndarray, float]:
+    """Weights and bias of one binary linear classifier on `x` (scikit-learn's liblinear)."""
+    if clf == "logreg":
+        from sklearn.linear_model import LogisticRegression
+        m = LogisticRegression(C=C, solver="liblinear", dual=x.shape[1] > x.shape[0], max_iter=max_iter,
+                               random_state=seed)
+    elif clf == "svm":  # Wang & Manning: L2-regularised L2-loss (squared hinge) SVM
+        from sklearn.svm import LinearSVC
+        m = LinearSVC(C=C, loss="squared_hinge", penalty="l2", dual=x.shape[1] > x.shape[0], max_iter=max_iter,
+                      random_state=seed)
+    else:
+        raise ValueError(f"`clf` must be 'logreg' or 'svm'; received {clf!r}.")
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(x, y01)
+    return np.asarray(m.coef_, dtype=np.float64).ravel(), float(np.asarray(m.intercept_).ravel()[0])
+
+
+def fit_linear_weights(x: Any, y: Any, n_classes: int, method: str = "nbsvm", *, C: float = 1.0,
+                       beta: float | None = 0.25, alpha: float = 1.0, binary: bool = True, clf: str = "logreg",
+                       max_iter: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fit `method` on counts `x` and class indices `y`; the result scores texts as `x_hat @ W.T + b`.
+
+    Args:
+        x: term-document counts (n_docs, n_features).
+        y: class indices 0..n_classes-1.
+        n_classes: number of classes (>= 2).
+        method: `"nb"` (multinomial naive Bayes), `"logreg"` (logistic regression), `"svm"` (L2-loss linear
+            SVM, the paper's baseline; scores are margins), `"nbsvm"`.
+        C: inverse regularisation strength of logreg / the classifier inside NBSVM.
+        beta: NBSVM's interpolation (0.25 as Wang & Manning); None: no interpolation.
+        alpha: smoothing of the NB counts.
+        binary: features are `1{x > 0}` (as in the paper) rather than counts.
+        clf: the classifier inside NBSVM: `"logreg"` (the course) or `"svm"` (the paper's L2-loss SVM).
+
+    Returns:
+        `(W (n_classes, n_features), b (n_classes,))`, float64, to apply to the (binarised) features.
+        Two classes give logits `(0, s)`, so a softmax is the sigmoid of the binary score `s`.
+    """
+    if method not in ("nb", "logreg", "svm", "nbsvm"):
+        raise ValueError(f"`method` must be one of nb, logreg, svm, nbsvm; received {method!r}.")
+    if not (isinstance(C, (int, float)) and C > 0 and math.isfinite(C)):
+        raise ValueError(f"`C` must be a positive number; received {C!r}.")
+    x, y = _check_xy(x, y)
+    y = y.astype(np.int64)
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ValueError(f"the training labels hold a single class ({present.tolist()}); a classifier needs at "
+                         "least two.")
+    xf = binarize(x) if binary else sp.csr_matrix(x, dtype=np.float32)
+    V = x.shape[1]
+    if method == "nb":
+        log_theta, log_prior = nb_log_probs(x, y, n_classes, alpha=alpha, binary=binary)
+        return log_theta, np.where(np.isfinite(log_prior), log_prior, -1e4)
+    W, b = np.zeros((n_classes, V)), np.zeros(n_classes)
+    if method == "logreg" and n_classes > 2:
+        from sklearn.linear_model import LogisticRegression
+        m = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(xf, y)
+        W[m.classes_], b[m.classes_] = m.coef_, m.intercept_
+        b[np.setdiff1d(np.arange(n_classes), m.classes_)] = -1e4
+        return W, b
+    targets = [1] if n_classes == 2 else list(range(n_classes))
+    for c in targets:
+        y01 = (y == c).astype(np.int64)
+        if not y01.any():  # a class absent from these rows: never predicted
+            b[c] = -1e4
+            continue
+        if method in ("logreg", "svm"):
+            w, bc = _binary_clf(xf, y01, C, method, max_iter, seed)
+        else:
+            r = nb_log_count_ratio(x, y01, alpha=alpha, binary=binary, positive=1)
+            w, bc = _binary_clf(sp.csr_matrix(xf.multiply(r)), y01, C, clf, max_iter, seed)
+            if beta is not None:
+                w = interpolate(w, beta)
+            w = w * r  # fold r in: the score on x_hat is (w' * r) . x_hat + b
+        W[c], b[c] = w, bc
+    return W, b
+
+
+def linear_scores(x: Any, W: np.ndarray, b: np.ndarray, binary: bool = True) -> np.ndarray:
+    """The logits `x_hat @ W.T + b` (n_docs, n_classes) of `fit_linear_weights`' result."""
+    xf = binarize(x) if binary else sp.csr_matrix(x, dtype=np.float64)
+    return np.asarray(xf @ W.T) + b
+
+
+def softmax_np(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a float array."""
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+# ---- torch models ---------------------------------------------------------------------------------------
+@register_model
+class NgramLinear(nn.Module):
+    """A linear classifier over n-gram ids: `logits = sum_j x_j W[id_j] + bias`.
+
+    Inputs are padded n-gram ids `(bs, L)` (padding id = `n_features`) and their counts `(bs, L)`;
+    with `binary` every present n-gram counts once. The weights are an `EmbeddingBag` (n_features + 1,
+    n_classes), the padding row fixed at zero.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, binary: bool = True) -> None:
+        super().__init__()
+        self.n_features, self.n_classes, self.binary = int(n_features), int(n_classes), bool(binary)
+        self.weight = nn.EmbeddingBag(self.n_features + 1, self.n_classes, mode="sum", padding_idx=self.n_features)
+        nn.init.zeros_(self.weight.weight)
+        self.bias = nn.Parameter(torch.zeros(self.n_classes))
+
+    def forward(self, ids: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        w = (counts > 0).to(self.weight.weight.dtype) if self.binary else counts.to(self.weight.weight.dtype)
+        return self.weight(ids, per_sample_weights=w) + self.bias
+
+    def set_weights(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Copy fitted weights `W (n_classes, n_features)` and `b (n_classes,)` in."""
+        with torch.no_grad():
+            self.weight.weight[: self.n_features] = torch.as_tensor(np.asarray(W).T, dtype=torch.float32)
+            self.weight.weight[self.n_features] = 0
+            self.bias.copy_(torch.as_tensor(np.asarray(b), dtype=torch.float32))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_features": self.n_features, "n_classes": self.n_classes, "binary": self.binary}
+
+
+@register_model
+class NBDotProduct(nn.Module):
+    """The course's "dot-product NB learner": fixed naive Bayes ratios `r`, a learned weight per n-gram.
+
+    `logits[c] = sum_{j in doc} (w_j + w_adj) * r[j, c] / r_adj + bias[c]` over the distinct n-grams of a
+    document, with `r[:, c]` the log-count ratio of class c against the others (a buffer, never trained)
+    and `w` an embedding of one learned weight per n-gram (initialised uniformly in +-0.1). With w = 0 the
+    model is naive Bayes scaled by `w_adj / r_adj`; training lets each n-gram's weight move away from it.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, w_adj: float = 0.4, r_adj: float = 10.0) -> None:
+        super().__init__()
+        self.n_features, self.n_classes = int(n_features), int(n_classes)
+        self.w_adj, self.r_adj = float(w_adj), float(r_adj)
+        self.w = nn.Embedding(self.n_features + 1, 1, padding_idx=self.n_features)
+        with torch.no_grad():
+            self.w.weight.uniform_(-0.1, 0.1)
+            self.w.weight[self.n_features] = 0
+        self.register_buffer("r", torch.zeros(self.n_features + 1, self.n_classes))
+        self.bias = nn.Parameter(torch.zeros(self.n_classes))
+
+    def set_r(self, r: np.ndarray) -> None:
+        """Set the fixed ratios, `r (n_features, n_classes)`."""
+        with torch.no_grad():
+            self.r[: self.n_features] = torch.as_tensor(np.asarray(r), dtype=torch.float32)
+            self.r[self.n_features] = 0
+
+    def forward(self, ids: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        present = (counts > 0).unsqueeze(-1)                 # (bs, L, 1): padding and absent n-grams drop out
+        w = self.w(ids) + self.w_adj                         # (bs, L, 1)
+        r = self.r[ids]                                      # (bs, L, n_classes)
+        return (w * r * present).sum(1) / self.r_adj + self.bias
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_features": self.n_features, "n_classes": self.n_classes, "w_adj": self.w_adj,
+                "r_adj": self.r_adj}
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+def _check_missing_labels(labels: Sequence[Any], source: str, column: str | None) -> None:
+    col = f" {column!r}" if column else ""
+    miss = [i for i, v in enumerate(labels) if v is None or (isinstance(v, float) and math.isnan(v))
+            or (isinstance(v, str) and not v.strip())]
+    if miss:
+        rows = ", ".join(str(i) for i in miss[:10]) + (", ..." if len(miss) > 10 else "")
+        raise TextDataError(f"the label column{col} of {source} is missing on {len(miss)} of {len(labels)} rows "
+                            f"(rows {rows}, counting from 0); drop those rows or fill in their labels")
+
+
+def check_labels(labels: Sequence[Any], source: str = "the data", column: str | None = None) -> None:
+    """Fail clearly for labels with missing values (how many, which rows) or a single class."""
+    col = f" {column!r}" if column else ""
+    _check_missing_labels(labels, source, column)
+    distinct = set(map(_label_key, labels))
+    if len(distinct) < 2:
+        only = next(iter(labels)) if len(labels) else None
+        raise TextDataError(f"the label column{col} of {source} has a single class ({only!r} on all {len(labels)} "
+                            "rows): a classifier needs at least two; is it the right column?")
+
+
+def _label_key(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _check_texts(texts: Sequence[Any], source: str, column: str | None = None) -> list[str]:
+    col = f" {column!r}" if column else ""
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        t = texts[bad[0]]
+        raise TextDataError(f"the text column{col} of {source} holds {type(t).__name__} values, not text (row "
+                            f"{bad[0]}: {t!r}); is it the right column?")
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        rows = ", ".join(str(i) for i in empty[:10]) + (", ..." if len(empty) > 10 else "")
+        raise TextDataError(f"the text column{col} of {source} has {len(empty)} empty text(s) (rows {rows}, "
+                            "counting from 0); drop those rows or fill them in")
+    return list(texts)
+
+
+def _csr_to_ids(x: sp.csr_matrix, pad: int, min_len: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded n-gram ids and counts `(n, L)` from the CSR rows of `x` (L = the most n-grams in a row)."""
+    x = sp.csr_matrix(x)
+    x.sort_indices()
+    lens = np.diff(x.indptr)
+    L = max(int(lens.max()) if len(lens) else 0, min_len)
+    ids = np.full((x.shape[0], L), pad, dtype=np.int64)
+    counts = np.zeros((x.shape[0], L), dtype=np.float32)
+    rows = np.repeat(np.arange(x.shape[0]), lens)
+    cols = np.arange(len(x.indices)) - np.repeat(x.indptr[:-1], lens)
+    ids[rows, cols] = x.indices
+    counts[rows, cols] = x.data
+    return torch.from_numpy(ids), torch.from_numpy(counts)
+
+
+class BowDataLoaders(DataLoaders):
+    """Labelled texts as n-gram counts: sparse matrices for scikit-learn and padded id tensors for torch.
+
+    Build with `from_texts`, `from_df`, `from_csv` or `from_folder`. Attributes: `vectorizer` (the fitted
+    `NgramVectorizer`), `classes` (label of each class index), `x_train` / `x_valid` (CSR counts),
+    `y_train` / `y_valid` (class indices) and the texts of each loader (`dls.valid.texts`). Batches are
+    `(ids, counts, y)`.
+    """
+
+    def __init__(self, train: DataLoader, valid: DataLoader | None, vectorizer: NgramVectorizer,
+                 classes: Sequence[Any], x_train: sp.csr_matrix | None = None, x_valid: sp.csr_matrix | None = None,
+                 text_col: str | None = None, label_col: str | None = None) -> None:
+        super().__init__(train, valid)
+        self.vectorizer, self.classes = vectorizer, [_label_key(c) for c in classes]
+        self.x_train, self.x_valid = x_train, x_valid
+        self.text_col, self.label_col = text_col, label_col
+
+    @property
+    def learner_class(self) -> type:
+        return BowLearner
+
+    @property
+    def default_loss(self) -> CrossEntropyLoss:
+        return CrossEntropyLoss()
+
+    @property
+    def n_features(self) -> int:
+        return self.vectorizer.n_features
+
+    @property
+    def c(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.train.tensors[-1].cpu().numpy()
+
+    @property
+    def y_valid(self) -> np.ndarray | None:
+        return self.valid.tensors[-1].cpu().numpy() if self.valid is not None else None
+
+    # ---- construction ----------------------------------------------------------------------------------
+    @classmethod
+    def from_texts(cls, texts: Sequence[str], labels: Sequence[Any], *, valid_texts: Sequence[str] | None = None,
+                   valid_labels: Sequence[Any] | None = None, valid_pct: float = 0.2, seed: int | None = None,
+                   tokenizer: Tokenizer | str = "word", ngrams: int = 1, max_features: int | None = None,
+                   min_df: int = 1, bs: int = 64, device: torch.device | str | None = None,
+                   source: str = "the data", text_col: str | None = None,
+                   label_col: str | None = None) -> "BowDataLoaders":
+        """Split (unless `valid_texts` are given), fit the n-gram vocabulary on the training texts only,
+        and build the loaders.
+
+        Args:
+            texts, labels: the documents and their labels (any hashable values; classes are sorted).
+            valid_texts, valid_labels: an explicit validation set (then `valid_pct` is not used).
+            valid_pct: share of rows held out at random (0: no validation set).
+            tokenizer, ngrams, max_features, min_df: see `NgramVectorizer`.
+
+        Raises:
+            TextDataError: empty or non-text texts, missing labels, a single class, too few rows.
+        """
+        texts = _check_texts(list(texts), source, text_col)
+        labels = [_label_key(v) for v in labels]
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels: they must match.")
+        check_labels(labels, source, label_col)
+        if valid_texts is not None:
+            if valid_labels is None:
+                raise ValueError("`valid_labels` are required with `valid_texts`.")
+            vt = _check_texts(list(valid_texts), f"the validation part of {source}", text_col)
+            vl = [_label_key(v) for v in valid_labels]
+            if len(vt) != len(vl):
+                raise ValueError(f"{len(vt)} validation texts but {len(vl)} validation labels: they must match.")
+            _check_missing_labels(vl, f"the validation part of {source}", label_col)
+            tr_t, tr_l = texts, labels
+        else:
+            if not 0 <= valid_pct < 1:
+                raise ValueError(f"`valid_pct` must be in [0, 1); received {valid_pct}.")
+            if valid_pct > 0:
+                n_valid = int(round(len(texts) * valid_pct))
+                if n_valid < 1 or len(texts) - n_valid < 2:
+                    raise TextDataError(f"{source} has only {len(texts)} rows: too few to hold out {valid_pct:.0%} "
+                                        "for validation and still train")
+                tr, va = split_indices(len(texts), valid_pct, seed)
+            else:
+                tr, va = np.arange(len(texts)), np.arange(0)
+            tr_t, tr_l = [texts[i] for i in tr], [labels[i] for i in tr]
+            vt, vl = [texts[i] for i in va], [labels[i] for i in va]
+        try:
+            classes = sorted(set(tr_l))
+        except TypeError:  # mixed types: order by their text
+            classes = sorted(set(tr_l), key=str)
+        if len(classes) < 2:
+            raise TextDataError(f"the training part of {source} holds a single class ({classes[0]!r}); use more "
+                                "data or another split")
+        index = {c: i for i, c in enumerate(classes)}
+        unseen = sorted({str(v) for v in vl if v not in index})
+        if unseen:
+            raise TextDataError(f"the validation part of {source} has label(s) {', '.join(unseen[:5])} that no "
+                                "training row has; use a larger training part or another seed")
+        vec = NgramVectorizer(tokenizer, ngrams=ngrams, max_features=max_features, min_df=min_df)
+        x_tr = vec.fit_transform(tr_t)
+        y_tr = torch.tensor([index[v] for v in tr_l], dtype=torch.long)
+        pad = vec.n_features
+        train = DataLoader(*_csr_to_ids(x_tr, pad), y_tr, bs=bs, shuffle=True, device=device, seed=seed, n_inp=2)
+        train.texts = tr_t  # type: ignore[attr-defined]
+        valid, x_va = None, None
+        if len(vt):
+            x_va = vec.transform(vt)
+            y_va = torch.tensor([index[v] for v in vl], dtype=torch.long)
+            valid = DataLoader(*_csr_to_ids(x_va, pad), y_va, bs=2 * bs, device=device, n_inp=2)
+            valid.texts = vt  # type: ignore[attr-defined]
+        return cls(train, valid, vec, classes, x_tr, x_va, text_col=text_col, label_col=label_col)
+
+    @classmethod
+    def from_dls(cls, dls: Any, *, tokenizer: Tokenizer | str = "word", ngrams: int = 1,
+                 max_features: int | None = None, min_df: int = 1) -> "BowDataLoaders":
+        """The same training and validation texts and labels as another text DataLoaders (e.g. RNN's
+        `TextClassifierDataLoaders`, which keep `dl.texts` and `classes`), as n-gram counts."""
+        classes = getattr(dls, "classes", None)
+        train = getattr(dls, "train", None)
+        if classes is None or getattr(train, "texts", None) is None:
+            raise TypeError(f"{type(dls).__name__} keeps no texts and classes; build BowDataLoaders.from_df / from_csv / "
+                            "from_folder / from_texts instead.")
+
+        def labels_of(dl: Any) -> list[Any]:
+            if len(dl.tensors) <= dl.n_inp:
+                raise ValueError("the loaders have no labels: a classifier needs labelled texts.")
+            return [classes[int(i)] for i in dl.tensors[-1].cpu().tolist()]
+        valid = dls.valid
+        has_valid = valid is not None and getattr(valid, "texts", None)
+        return cls.from_texts(train.texts, labels_of(train), valid_texts=valid.texts if has_valid else [],
+                              valid_labels=labels_of(valid) if has_valid else [], seed=getattr(train, "seed", None),
+                              tokenizer=tokenizer, ngrams=ngrams, max_features=max_features, min_df=min_df,
+                              bs=train.bs, device=dls.device)
+
+    @classmethod
+    def from_df(cls, df: Any, text_col: str, label_col: str, *, valid_pct: float = 0.2, seed: int | None = None,
+                tokenizer: Tokenizer | str = "word", ngrams: int = 1, max_features: int | None = None,
+                min_df: int = 1, bs: int = 64, device: torch.device | str | None = None,
+                source: str = "the DataFrame") -> "BowDataLoaders":
+        """From the text and label columns of a DataFrame (not modified); see `from_texts`.
+
+        Raises:
+            TextDataError: a missing column (with the closest name), a numeric text column, missing labels
+                (how many, which rows), empty texts, a single class.
+        """
+        import pandas as pd
+
+        from .io import _check_column
+        _check_column(df, text_col, "text", source)
+        _check_column(df, label_col, "label", source)
+        col = df[text_col]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            raise TextDataError(f"the text column {text_col!r} of {source} holds numbers ({col.dtype}), not text; "
+                                "is it the right column?")
+        miss = col.isna().to_numpy()
+        if miss.any():
+            rows = ", ".join(str(r) for r in df.index[miss][:10])
+            raise TextDataError(f"the text column {text_col!r} of {source} is missing on {int(miss.sum())} row(s) "
+                                f"({rows}); drop or fill them")
+        lab = df[label_col]
+        lmiss = lab.isna().to_numpy()
+        if lmiss.any():
+            rows = ", ".join(str(r) for r in df.index[lmiss][:10]) + (", ..." if lmiss.sum() > 10 else "")
+            raise TextDataError(f"the label column {label_col!r} of {source} is missing on {int(lmiss.sum())} of "
+                                f"{len(df)} rows (rows {rows}); drop those rows or fill in their labels")
+        return cls.from_texts(col.tolist(), lab.tolist(), valid_pct=valid_pct, seed=seed, tokenizer=tokenizer,
+                              ngrams=ngrams, max_features=max_features, min_df=min_df, bs=bs, device=device,
+                              source=source, text_col=text_col, label_col=label_col)
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike[str], text_col: str, label_col: str, *, delimiter: str = ",",
+                 encoding: str = "utf-8", **kwargs: Any) -> "BowDataLoaders":
+        """From the columns of a CSV/TSV file (tab-separated files are read without quote handling)."""
+        import csv
+        import io as _io
+
+        import pandas as pd
+
+        from .io import decode_text
+        p = os.fspath(path)
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"CSV file not found: {p}")
+        text = decode_text(open(p, "rb").read(), p, encoding)
+        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+        try:
+            df = pd.read_csv(_io.StringIO(text), sep=delimiter, quoting=quoting, dtype={text_col: str})
+        except (pd.errors.ParserError, ValueError) as e:
+            raise TextDataError(f"cannot parse {p} with delimiter {delimiter!r}: "
+                                f"{str(e).strip().splitlines()[-1]}") from None
+        return cls.from_df(df, text_col, label_col, source=p, **kwargs)
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike[str], *, classes: Sequence[str] | None = None,
+                    encoding: str = "utf-8", **kwargs: Any) -> "BowDataLoaders":
+        """From a folder with one sub-folder of text files per class (see `texts_from_folder`)."""
+        texts, labels = texts_from_folder(path, classes=classes, encoding=encoding)
+        return cls.from_texts(texts, labels, source=os.fspath(path), **kwargs)
+
+    # ---- inference -------------------------------------------------------------------------------------
+    def encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded n-gram ids and counts of `texts`, for the model."""
+        return _csr_to_ids(self.vectorizer.transform(list(texts)), self.n_features)
+
+    def label_index(self, labels: Sequence[Any], source: str = "the labels") -> torch.Tensor:
+        """Class indices of `labels`; a label the model was not trained on is an error naming it."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        index.update({str(c): i for i, c in enumerate(self.classes)})  # "1" read as text for a class 1
+        vals = [_label_key(v) for v in labels]
+        unknown = sorted({str(v) for v in vals if v not in index and str(v) not in index})
+        if unknown:
+            raise TextDataError(f"{source} has label(s) {', '.join(unknown[:5])} the model was not trained on; it "
+                                f"knows {', '.join(map(str, self.classes[:10]))}. Is this the right model?")
+        return torch.tensor([index[v] if v in index else index[str(v)] for v in vals], dtype=torch.long)
+
+    def test_dl(self, texts: Sequence[str], labels: Sequence[Any] | None = None, bs: int | None = None,
+                source: str = "the texts") -> DataLoader:
+        """A loader over new texts (and optional labels), in order; `dl.texts` keeps them."""
+        texts = _check_texts(list(texts), source)
+        tensors = list(self.encode_texts(texts))
+        if labels is not None:
+            tensors.append(self.label_index(labels, source))
+        dl = DataLoader(*tensors, bs=bs or 2 * self.train.bs, device=self.device, n_inp=2)
+        dl.texts = texts  # type: ignore[attr-defined]
+        return dl
+
+    def encode_item(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """One text as the model input of `Learner.predict`."""
+        if not isinstance(text, str):
+            raise TypeError(f"predict expects one text (a str); received {type(text).__name__}.")
+        return self.encode_texts([text])
+
+    def decode_pred(self, pred: torch.Tensor) -> Any:
+        """The label of a predicted class index."""
+        return self.classes[int(pred.reshape(-1)[0])]
+
+    def decode_preds(self, probs: torch.Tensor) -> list[Any]:
+        """The labels of the most probable class of each row of `probs`."""
+        return [self.classes[int(i)] for i in probs.argmax(-1).tolist()]
+
+    # ---- export ----------------------------------------------------------------------------------------
+    def export_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """JSON (tokenizer, n-grams, classes, column names) to rebuild inference loaders; no tensors."""
+        meta = {"vectorizer": self.vectorizer.get_state(), "classes": self.classes, "text_col": self.text_col,
+                "label_col": self.label_col, "bs": self.train.bs}
+        return meta, {}
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> "BowDataLoaders":
+        """Inference-only loaders (no training rows) from `export_state`."""
+        vec = NgramVectorizer.from_state(meta["vectorizer"])
+        pad = vec.n_features
+        empty = DataLoader(torch.full((0, 1), pad, dtype=torch.long), torch.zeros(0, 1), torch.zeros(0, dtype=torch.long),
+                           bs=int(meta.get("bs", 64)), device="cpu", n_inp=2)
+        empty.texts = []  # type: ignore[attr-defined]
+        return cls(empty, None, vec, meta["classes"], text_col=meta.get("text_col"), label_col=meta.get("label_col"))
+
+    def __repr__(self) -> str:
+        n_va = self.valid.n if self.valid is not None else 0
+        return (f"BowDataLoaders({self.train.n} train / {n_va} valid texts, {self.n_features} n-grams, "
+                f"classes {self.classes[:10]})")
+
+
+register_dls("BowDataLoaders", BowDataLoaders.from_state)
+
+
+# ---- learner --------------------------------------------------------------------------------------------
+class BowLearner(Learner):
+    """A Learner for bag-of-words models; `fit_linear` fits nb / logreg / nbsvm on the training rows at once.
+
+    `method` and its settings are kept on the learner (`learn.method`, `learn.fit_kwargs`); the fitted
+    weights live in the model (`NgramLinear`), so export, `predict` and `get_preds` need nothing else.
+    """
+
+    method: str = "nbsvm"
+    fit_kwargs: dict[str, Any] = {}
+
+    def fit_linear(self) -> "BowLearner":
+        """Fit the linear method on `dls.x_train` / `dls.y_train` and copy the weights into the model."""
+        dls = self.dls
+        if not isinstance(dls, BowDataLoaders) or dls.x_train is None:
+            raise ValueError("fit_linear needs BowDataLoaders with training rows (built by BowDataLoaders.from_*).")
+        if not isinstance(self.model, NgramLinear):
+            raise TypeError(f"fit_linear fits an NgramLinear model, not a {type(self.model).__name__}; the "
+                            "nb_learner method trains with fit_one_cycle.")
+        W, b = fit_linear_weights(dls.x_train, dls.y_train, dls.c, self.method, binary=self.model.binary,
+                                  **self.fit_kwargs)
+        self.model.set_weights(W, b)
+        return self
+
+    def nb_ratios(self, alpha: float = 1.0, binary: bool = True) -> np.ndarray:
+        """One-vs-rest log-count ratios of the training rows, (n_features, n_classes)."""
+        dls = self.dls
+        return np.stack([nb_log_count_ratio(dls.x_train, (dls.y_train == c).astype(np.int64), alpha, binary)
+                         for c in range(dls.c)], axis=1)
+
+
+def bow_learner(dls: BowDataLoaders, method: str = "nbsvm", *, C: float = 1.0, beta: float | None = 0.25,
+                alpha: float = 1.0, binary: bool = True, clf: str = "logreg", w_adj: float = 0.4,
+                r_adj: float = 10.0, metrics: Sequence[Any] | Any = (accuracy,), fit: bool = True, seed: int = 0,
+                ngrams: int = 1, max_features: int | None = None, tokenizer: Tokenizer | str = "word",
+                **learner_kwargs: Any) -> BowLearner:
+    """A bag-of-words classifier on `dls`.
+
+    Args:
+        dls: `BowDataLoaders`; other text DataLoaders that keep their texts and classes (e.g.
+            `TextClassifierDataLoaders`) are turned into BowDataLoaders with `tokenizer`, `ngrams` and
+            `max_features` (the learner's `dls` is then the new BowDataLoaders).
+        method: `"nb"` (naive Bayes), `"logreg"`, `"nbsvm"` (fitted at once when `fit`), or `"nb_learner"`
+            (the dot-product NB learner: train it with `learn.fit_one_cycle(...)`).
+        C: inverse regularisation of logreg and of NBSVM's classifier.
+        beta: NBSVM interpolation (0.25, Wang & Manning; None: plain NBSVM).
+        alpha: NB smoothing (1: add-one). binary: binarised features (the paper's choice).
+        clf: NBSVM's classifier, `"logreg"` (the course) or `"svm"` (the paper's L2-loss SVM; its
+            probabilities are the softmax of uncalibrated margins).
+        w_adj, r_adj: the NB learner's weight offset and ratio scale (the course's 0.4 and 10).
+        metrics: validation metrics (default accuracy).
+        fit: fit nb/logreg/nbsvm now (`learn.fit_linear()`).
+        learner_kwargs: passed to `Learner` (e.g. `lr`, `wd`, `cbs`, `progress`).
+    """
+    if not isinstance(dls, BowDataLoaders):
+        if getattr(dls, "classes", None) is None or getattr(getattr(dls, "train", None), "texts", None) is None:
+            raise TypeError(f"bow_learner needs BowDataLoaders (BowDataLoaders.from_df / from_csv / from_folder / "
+                            f"from_texts); received {type(dls).__name__}.")
+        dls = BowDataLoaders.from_dls(dls, tokenizer=tokenizer, ngrams=ngrams, max_features=max_features)
+    if method not in BOW_METHODS:
+        raise ValueError(f"`method` must be one of {', '.join(BOW_METHODS)}; received {method!r}.")
+    if method == "nb_learner":
+        if dls.x_train is None:
+            raise ValueError("the nb_learner method needs BowDataLoaders with training rows.")
+        model: nn.Module = NBDotProduct(dls.n_features, dls.c, w_adj=w_adj, r_adj=r_adj)
+        learn = BowLearner(dls, model, loss_func=CrossEntropyLoss(), metrics=metrics, **learner_kwargs)
+        learn.method = method
+        model.set_r(learn.nb_ratios(alpha=alpha, binary=True))
+        return learn
+    model = NgramLinear(dls.n_features, dls.c, binary=binary)
+    learn = BowLearner(dls, model, loss_func=CrossEntropyLoss(), metrics=metrics, **learner_kwargs)
+    learn.method = method
+    learn.fit_kwargs = {"C": C, "beta": beta if method == "nbsvm" else None, "alpha": alpha, "clf": clf,
+                        "seed": seed}
+    if fit:
+        learn.fit_linear()
+    return learn
