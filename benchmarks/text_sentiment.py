@@ -17,7 +17,8 @@ Parts (`--part`), each printing a markdown table and appending JSON lines to `--
   run (vectorising, fitting, predicting), tokenisation excluded (done once per source).
 * `speed`: NBSVM-bi 10-fold cross-validation of 10,000 sentences (the 3,000 pooled ones repeated, for
   timing only), from raw text to accuracy (tokenisation included).
-* (the ULMFiT rows are added by `deepfit.text.classifier`'s part of this file)
+* the ULMFiT rows are `benchmarks/text_sentiment_ulmfit.py`'s (it uses `load_sources` and `folds` from here,
+  so every method is scored on the same splits)
 
 Run: `PYTHONPATH=$PWD .venv/bin/python benchmarks/text_sentiment.py --part bow` (DEEPFIT_DATA or
 `--data` pointing at the folder holding `sentiment-sentences/`).

@@ -92,6 +92,16 @@ def test_other_methods_on_topics(method, tmp_path, capsys):
     assert summary["final_metrics"]["accuracy"] == 1.0
 
 
+def test_raw_counts_flag(corpus_csv, tmp_path, capsys):
+    from deepfit import load_learner
+    code, _, err = run_cli(capsys, "train", "text", corpus_csv, "--text-col", "review", "--label-col", "sentiment",
+                           "--method", "nb", "--raw-counts", "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    learn = load_learner(tmp_path / "run" / "model.safetensors")
+    assert learn.model.binary is False
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["summary"]["features"] == "raw n-gram counts"
+
+
 def test_tsv_without_header_keeps_quotes(tmp_path, capsys):
     df = sentiment_corpus(60)
     df.loc[0, "text"] = '"Great" he said, and i love it.'

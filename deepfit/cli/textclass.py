@@ -118,6 +118,9 @@ class TextClassApp(Application):
         m.add_argument("--beta", type=_beta, default=0.25, metavar="B",
                        help="nbsvm: interpolation w' = (1-B) mean|w| + B w of Wang & Manning, or 'none' "
                             "(default: %(default)s)")
+        m.add_argument("--raw-counts", dest="binary", action="store_false",
+                       help="nb, logreg, nbsvm: use how often each n-gram occurs rather than whether it occurs "
+                            "(binarised, the default, is Wang & Manning's choice)")
         m.add_argument("--encoder", type=Path, default=None, metavar="FILE",
                        help="rnn: start from an encoder saved with save_encoder (e.g. a fine-tuned language model)")
         m.add_argument("--drop-mult", type=float, default=0.5, metavar="X",
@@ -235,7 +238,8 @@ class TextClassApp(Application):
                                      max_features=args.max_features, bs=args.bs, device=args.device,
                                      source=Path(args.file).name)
         method = "nb_learner" if args.method == "nb-learner" else args.method
-        learn = bow_learner(dls, method=method, C=args.C, beta=args.beta, fit=False, seed=args.seed)
+        learn = bow_learner(dls, method=method, C=args.C, beta=args.beta, binary=args.binary, fit=False,
+                            seed=args.seed)
         n_va = dls.valid.n if dls.valid is not None else 0
         desc = (f"{len(df):,} texts ({dls.train.n:,} train / {n_va:,} valid), {dls.c} classes "
                 f"({', '.join(map(str, dls.classes[:8]))}), {dls.n_features:,} n-grams of 1..{args.ngrams} words")
@@ -244,6 +248,8 @@ class TextClassApp(Application):
             facts["C"] = args.C
         if method == "nbsvm":
             facts["beta"] = args.beta
+        if method in LINEAR_METHODS:
+            facts["features"] = "binarised n-gram counts" if args.binary else "raw n-gram counts"
         return learn, desc, facts
 
     def _rnn(self, df: "pd.DataFrame", text: str, label: str, args: argparse.Namespace) -> tuple[Any, str, dict]:
