@@ -16,7 +16,7 @@ from deepfit.text import (EncoderMismatchError, TextClassDataLoader, TextClassif
                           TextClassificationInterpretation, TextDataError, TextLMDataLoaders, confusion_matrix,
                           language_model_learner, masked_concat_pool, most_confident_mistakes, pad_batch,
                           text_classifier_learner)
-from deepfit.text.encoder import read_encoder_header
+from deepfit.text.encoder import encoder_text_parts, read_encoder_header
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -102,7 +102,7 @@ def test_from_df_reuses_a_vocab_and_keeps_texts_and_classes():
     df = pd.DataFrame({"review": texts, "stars": [5 if l == "pos" else 1 for l in labels]})
     dls = TextClassifierDataLoaders.from_df(df, "review", "stars", tokenizer=lm.tokenizer, vocab=lm.vocab, seed=0,
                                             device="cpu")
-    assert dls.vocab is lm.vocab and dls.classes == [1, 5]
+    assert dls.vocab is lm.vocab and dls.classes == [1, 5] and (dls.text_col, dls.label_col) == ("review", "stars")
     x, lens, y = dls.valid.one_batch()
     i = int(dls.valid.row_order()[0])
     t = dls.valid.texts[i]
@@ -174,6 +174,8 @@ def test_encoder_round_trip_lm_to_classifier_to_classifier(tmp_path):
     cfg, itos = read_encoder_header(f)
     assert cfg == {"vocab_sz": len(lm.dls.vocab), "emb_size": 8, "n_hid": 12, "n_layers": 2, "arch": "lstm",
                    "out_size": 8} and itos == lm.dls.vocab.itos
+    tok, vocab = encoder_text_parts(f)  # the classifier reads text exactly as the language model did
+    assert vocab == lm.dls.vocab and tok.get_state() == lm.dls.tokenizer.get_state()
     dls = TextClassifierDataLoaders.from_texts(texts, labels, tokenizer=lm.dls.tokenizer, vocab=lm.dls.vocab, seed=0,
                                                bs=8, device="cpu")
     clf = text_classifier_learner(dls, encoder=f, drop_mult=0.0, progress=False)  # sizes read from the file
@@ -296,6 +298,7 @@ def test_export_and_load_learner_predict_the_same(tmp_path):
     f = learn.export(tmp_path / "clas.safetensors")
     loaded = load_learner(f)
     assert type(loaded).__name__ == "TextClassifierLearner"
+    assert loaded.dls.classes == ["neg", "pos"] and loaded.dls.vocab == learn.dls.vocab
     a, b = learn.predict("a great film"), loaded.predict("a great film")
     assert a[0] == b[0] and torch.allclose(a[2], b[2], atol=1e-6)
     dl = loaded.dls.test_dl(["good", "bad plot", "the movie"], ["pos", "neg", "neg"])

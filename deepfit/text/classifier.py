@@ -182,7 +182,8 @@ class TextClassifierLearner(Learner):
         """Write the encoder (embedding and recurrent layers) with its sizes and vocabulary to
         `path/model_dir/name.safetensors` (or the path given)."""
         vocab = getattr(self.dls, "vocab", None)
-        return save_encoder(self.model, self._encoder_file(name), itos=vocab.itos if vocab is not None else None)
+        return save_encoder(self.model, self._encoder_file(name), vocab=vocab,
+                            tokenizer=getattr(self.dls, "tokenizer", None))
 
     def load_encoder(self, name: str | Path, freeze: bool = True) -> "TextClassifierLearner":
         """Load an encoder saved by `save_encoder` (of a language model or a classifier) and, with

@@ -226,9 +226,11 @@ class TextClassifierDataLoaders(DataLoaders):
     """
 
     def __init__(self, train: TextClassDataLoader, valid: TextClassDataLoader | None, vocab: Vocab,
-                 tokenizer: Tokenizer, classes: Sequence[Any], max_len: int | None = None) -> None:
+                 tokenizer: Tokenizer, classes: Sequence[Any], max_len: int | None = None,
+                 text_col: str | None = None, label_col: str | None = None) -> None:
         super().__init__(train, valid)
         self.vocab, self.tokenizer, self.classes, self.max_len = vocab, tokenizer, list(classes), max_len
+        self.text_col, self.label_col = text_col, label_col  # the columns read (from_df / from_csv), for predict
         self._class_idx = {c: i for i, c in enumerate(self.classes)}
 
     @property
@@ -316,7 +318,8 @@ class TextClassifierDataLoaders(DataLoaders):
     def export_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """JSON-able state (vocabulary, tokenizer, classes, max_len, bs) for `learn.export`."""
         return {"vocab": self.vocab.get_state(), "tokenizer": self.tokenizer.get_state(), "classes": self.classes,
-                "max_len": self.max_len, "bs": self.train.bs}, {}
+                "max_len": self.max_len, "bs": self.train.bs, "text_col": self.text_col,
+                "label_col": self.label_col}, {}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None
@@ -326,7 +329,8 @@ class TextClassifierDataLoaders(DataLoaders):
         tok = tokenizer_from_state(state["tokenizer"])
         empty = TextClassDataLoader([], torch.zeros(0, dtype=torch.long), bs=int(state.get("bs", 64)),
                                     pad_idx=int(vocab.pad_idx if vocab.pad_idx is not None else 0))
-        return cls(empty, None, vocab, tok, state["classes"], state.get("max_len"))
+        return cls(empty, None, vocab, tok, state["classes"], state.get("max_len"), state.get("text_col"),
+                   state.get("label_col"))
 
     # ---- builders ----------------------------------------------------------------------------------
     @classmethod
@@ -418,9 +422,11 @@ class TextClassifierDataLoaders(DataLoaders):
         if col.dtype.kind in "iufb":
             raise TextDataError(f"the text column {text_col!r} of {source} holds numbers ({col.dtype}), not text; "
                                 "is it the right column?")
-        return cls.from_texts(texts, labels, valid_pct=valid_pct, seed=seed, bs=bs, tokenizer=tokenizer, vocab=vocab,
-                              max_len=max_len, min_freq=min_freq, max_vocab=max_vocab, valid_idx=valid_idx,
-                              device=device, source=f"{source} (column {text_col!r}, labels {label_col!r})")
+        dls = cls.from_texts(texts, labels, valid_pct=valid_pct, seed=seed, bs=bs, tokenizer=tokenizer, vocab=vocab,
+                             max_len=max_len, min_freq=min_freq, max_vocab=max_vocab, valid_idx=valid_idx,
+                             device=device, source=f"{source} (column {text_col!r}, labels {label_col!r})")
+        dls.text_col, dls.label_col = text_col, label_col
+        return dls
 
     @classmethod
     def from_csv(cls, path: str | Path, text_col: str, label_col: str, delimiter: str = ",",
@@ -434,9 +440,11 @@ class TextClassifierDataLoaders(DataLoaders):
         if numeric and all(_is_number(t) for t in numeric):
             raise TextDataError(f"the text column {text_col!r} of {path} holds only numbers, not text; is it the "
                                 "right column?")
-        return cls.from_texts(texts, labels or [], valid_pct=valid_pct, seed=seed, bs=bs, tokenizer=tokenizer,
-                              vocab=vocab, max_len=max_len, min_freq=min_freq, max_vocab=max_vocab,
-                              valid_idx=valid_idx, device=device, source=str(path))
+        dls = cls.from_texts(texts, labels or [], valid_pct=valid_pct, seed=seed, bs=bs, tokenizer=tokenizer,
+                             vocab=vocab, max_len=max_len, min_freq=min_freq, max_vocab=max_vocab,
+                             valid_idx=valid_idx, device=device, source=str(path))
+        dls.text_col, dls.label_col = text_col, label_col
+        return dls
 
     @classmethod
     def from_folder(cls, path: str | Path, classes: Sequence[str] | None = None, encoding: str = "utf-8",

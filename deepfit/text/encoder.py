@@ -23,7 +23,7 @@ from .io import TextDataError
 from .models import LockedDropout, WeightDropRNN, _check_prob, _check_size, embedding_dropout
 
 __all__ = ["RNNEncoder", "EncoderMismatchError", "save_encoder", "load_encoder", "encoder_config",
-           "read_encoder_header", "ENCODER_FORMAT_VERSION"]
+           "read_encoder_header", "encoder_text_parts", "ENCODER_FORMAT_VERSION"]
 
 ENCODER_FORMAT_VERSION = 1
 _SIZE_KEYS = ("vocab_sz", "emb_size", "n_hid", "n_layers", "arch", "out_size")
@@ -102,14 +102,20 @@ def _encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in body.state_dict().items() if k.startswith(_ENCODER_PREFIXES)}
 
 
-def save_encoder(model: nn.Module, path: str | Path, itos: Sequence[str] | None = None) -> Path:
-    """Write the encoder weights of `model` (see `encoder_config`) and its sizes and vocabulary `itos`
-    to the safetensors file `path` (atomically). Returns the path."""
+def save_encoder(model: nn.Module, path: str | Path, itos: Sequence[str] | None = None, vocab: Any = None,
+                 tokenizer: Any = None) -> Path:
+    """Write the encoder weights of `model` (see `encoder_config`), its sizes, and the vocabulary (`vocab`,
+    a `Vocab`, or only its tokens `itos`) and `tokenizer` it reads, to the safetensors file `path`
+    (atomically), so a classifier can read text exactly as the language model did. Returns the path."""
     from safetensors.torch import save_file
     cfg = encoder_config(model)
+    if vocab is not None:
+        itos = vocab.itos
     tensors = {k: v.detach().cpu().contiguous() for k, v in _encoder_state(model).items()}
     meta = {"format": "deepfit-encoder", "format_version": str(ENCODER_FORMAT_VERSION), "config": json.dumps(cfg),
-            "itos": json.dumps(list(itos)) if itos is not None else ""}
+            "itos": json.dumps(list(itos)) if itos is not None else "",
+            "vocab": json.dumps(vocab.get_state()) if vocab is not None else "",
+            "tokenizer": json.dumps(tokenizer.get_state()) if tokenizer is not None else ""}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -145,6 +151,26 @@ def read_encoder_header(path: str | Path) -> tuple[dict[str, Any], list[str] | N
                           f"reads ({ENCODER_FORMAT_VERSION}); upgrade deepfit.")
     itos = json.loads(meta["itos"]) if meta.get("itos") else None
     return json.loads(meta["config"]), itos
+
+
+def encoder_text_parts(path: str | Path) -> tuple[Any, Any]:
+    """`(tokenizer, vocab)` stored with an encoder (None for a part it was saved without), to build a
+    classifier's data that reads text as the language model did:
+    `TextClassifierDataLoaders.from_df(df, ..., tokenizer=tok, vocab=vocab)`."""
+    from .tokenize import tokenizer_from_state
+    from .vocab import Vocab
+    _, itos = read_encoder_header(path)
+    meta = _metadata(Path(path))
+    vocab = Vocab.from_state(json.loads(meta["vocab"])) if meta.get("vocab") else (
+        Vocab(itos, [t for t in ("xxunk", "xxpad", "xxbos", "xxeos") if t in itos]) if itos is not None else None)
+    tok = tokenizer_from_state(json.loads(meta["tokenizer"])) if meta.get("tokenizer") else None
+    return tok, vocab
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n)).get("__metadata__") or {}
 
 
 def load_encoder(model: nn.Module, path: str | Path, itos: Sequence[str] | None = None,

@@ -189,7 +189,8 @@ class LMLearner(Learner):
         `text_classifier_learner(..., encoder=...)` or another language model's `load_encoder`."""
         from .encoder import save_encoder
         vocab = getattr(self.dls, "vocab", None)
-        return save_encoder(self.model, self._encoder_file(name), itos=vocab.itos if vocab is not None else None)
+        return save_encoder(self.model, self._encoder_file(name), vocab=vocab,
+                            tokenizer=getattr(self.dls, "tokenizer", None))
 
     def load_encoder(self, name: str | Path, remap_vocab: bool = False) -> "LMLearner":
         """Load an encoder written by `save_encoder` into this language model (the decoder is kept).
