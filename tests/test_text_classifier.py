@@ -83,6 +83,18 @@ def test_sortish_order_sorts_within_chunks_changes_every_epoch_and_pads_less_tha
     assert torch.equal(order, valid.row_order()) and torch.all(lens[order][:-1] >= lens[order][1:])
 
 
+def test_distributed_shards_take_disjoint_batches_of_the_same_plan():
+    docs = [torch.ones(n, dtype=torch.long) for n in range(1, 24)]
+    shards = []
+    for rank in (0, 1):
+        dl = TextClassDataLoader(docs, torch.arange(23), bs=4, shuffle=True, seed=3)
+        dl.rank, dl.world_size = rank, 2
+        assert len(dl) == 3
+        shards.append([int(i) for b in dl.batch_indices(7) for i in b])
+    assert not set(shards[0]) & set(shards[1])  # 6 batches: 3 each, none repeated
+    assert set(shards[0]) | set(shards[1]) == set(range(23))
+
+
 def test_loader_resumes_an_interrupted_epoch_exactly():
     dls = _dls()
     dl = dls.train

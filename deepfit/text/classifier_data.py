@@ -127,7 +127,7 @@ class TextClassDataLoader(DataLoader):
         return len(self.tensors) == 4
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.bs)
+        return math.ceil(math.ceil(self.n / self.bs) / self.world_size)
 
     # ---- the order of an epoch -------------------------------------------------------------------------
     def batch_indices(self, epoch_seed: int = 0) -> list[torch.Tensor]:
@@ -136,7 +136,7 @@ class TextClassDataLoader(DataLoader):
         lens = self._lens_cpu
         if not self.shuffle:
             order = torch.sort(lens, descending=True, stable=True).indices
-            return list(torch.split(order, self.bs))
+            return self._shard(list(torch.split(order, self.bs)))
         g = torch.Generator().manual_seed(epoch_seed)
         perm = torch.randperm(self.n, generator=g)
         chunk = self.bs * self.chunk_mult
@@ -145,7 +145,16 @@ class TextClassDataLoader(DataLoader):
             c = c[torch.sort(lens[c], descending=True, stable=True).indices]
             batches.extend(torch.split(c, self.bs))
         order = torch.randperm(len(batches), generator=g).tolist()
-        return [batches[i] for i in order]
+        return self._shard([batches[i] for i in order])
+
+    def _shard(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+        # distributed training: every process plans the same epoch and takes every world_size-th batch
+        # (wrapping round so that all get as many)
+        ws = self.world_size
+        if ws <= 1:
+            return batches
+        total = math.ceil(len(batches) / ws) * ws
+        return (batches + batches[: total - len(batches)])[self.rank::ws]
 
     def row_order(self) -> torch.Tensor:
         """The rows in the order an unshuffled pass delivers them (to put predictions back in row order)."""
