@@ -140,6 +140,17 @@ def test_vectorizer_ngrams_max_features_and_state():
         NgramVectorizer(ngrams=0)
 
 
+def test_fold_matrices_equal_a_vectorizer_fitted_on_the_training_rows():
+    from deepfit.text.bow import fold_matrices
+    texts = sentiment_corpus(60).text.tolist()
+    tr, te = np.arange(0, 45), np.arange(45, 60)
+    x_tr, x_te = fold_matrices(NgramVectorizer(ngrams=2).fit_transform(texts), tr, te)
+    v = NgramVectorizer(ngrams=2)
+    ref_tr = v.fit_transform([texts[i] for i in tr])
+    ref_te = v.transform([texts[i] for i in te])
+    assert x_tr.shape == ref_tr.shape and (x_tr != ref_tr).nnz == 0 and (x_te != ref_te).nnz == 0
+
+
 # ---- learners ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sent_dls():
@@ -251,6 +262,11 @@ def test_bad_input_messages():
         dls.test_dl(["good"], ["positive"])
     with pytest.raises(ValueError, match="method"):
         bow_learner(dls, method="svm-ish")
+    learn = bow_learner(dls, method="nb", progress=False)
+    with pytest.raises(TextDataError, match="empty"):
+        learn.predict("  ")
+    with pytest.raises(TypeError, match="one text"):
+        learn.predict(["good", "bad"])
     with pytest.raises(TypeError, match="BowDataLoaders"):
         bow_learner(object())  # type: ignore[arg-type]
 

@@ -42,7 +42,7 @@ from ..metrics import accuracy
 from .io import TextDataError, texts_from_folder
 from .tokenize import Tokenizer, WordTokenizer, get_tokenizer, tokenizer_from_state
 
-__all__ = ["BOW_METHODS", "NgramVectorizer", "binarize", "nb_log_count_ratio", "nb_log_probs", "interpolate",
+__all__ = ["BOW_METHODS", "NgramVectorizer", "fold_matrices", "binarize", "nb_log_count_ratio", "nb_log_probs", "interpolate",
            "fit_linear_weights", "linear_scores", "softmax_np", "NgramLinear", "NBDotProduct", "BowDataLoaders",
            "BowLearner", "bow_learner", "check_labels"]
 
@@ -159,6 +159,17 @@ class NgramVectorizer:
     def __repr__(self) -> str:
         return (f"NgramVectorizer({self.tokenizer!r}, ngrams={self.ngrams}, max_features={self.max_features}, "
                 f"{self.n_features} features)")
+
+
+def fold_matrices(x_all: Any, train_idx: Any, test_idx: Any) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Training and test rows of a matrix vectorised once over every text, keeping only the n-grams that
+    occur in the training rows: the same matrices (columns in the same sorted order) as an `NgramVectorizer`
+    (min_df 1, no max_features) fitted on the training texts alone, without counting n-grams again for
+    each fold of a cross-validation."""
+    x_all = sp.csr_matrix(x_all)
+    x_tr = x_all[np.asarray(train_idx)]
+    keep = np.flatnonzero(np.asarray((x_tr != 0).sum(0)).ravel())
+    return x_tr[:, keep].tocsr(), x_all[np.asarray(test_idx)][:, keep].tocsr()
 
 
 def binarize(x: sp.spmatrix) -> sp.csr_matrix:
@@ -685,7 +696,10 @@ class BowDataLoaders(DataLoaders):
     def encode_item(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """One text as the model input of `Learner.predict`."""
         if not isinstance(text, str):
-            raise TypeError(f"predict expects one text (a str); received {type(text).__name__}.")
+            raise TypeError(f"predict expects one text (a str); received {type(text).__name__} (for many texts: "
+                            "learn.get_preds(dl=dls.test_dl(texts))).")
+        if not text.strip():
+            raise TextDataError("The text to classify is empty (or only whitespace).")
         return self.encode_texts([text])
 
     def decode_pred(self, pred: torch.Tensor) -> Any:
