@@ -55,10 +55,30 @@ def test_train_nbsvm_writes_a_complete_run(nbsvm_run):
     assert summary["final_metrics"]["accuracy"] == 1.0
     assert summary["method"] == "nbsvm" and summary["text column"] == "review"
     html = (nbsvm_run / "report.html").read_text()
-    for part in ("Confusion matrix", "Most confident mistakes", "Most telling n-grams", "accuracy"):
+    for part in ("Confusion matrix", "Most confident mistakes", "Most telling n-grams", "accuracy",
+                 "Metrics per class"):
         assert part in html
     cm = pd.read_csv(nbsvm_run / "confusion_matrix.csv")
     assert cm.drop(columns="actual").to_numpy().sum() == 40  # 20% of 200 validation rows
+
+
+def test_per_class_metrics_by_hand():
+    from deepfit.cli.textclass import per_class_metrics
+    # actual a: 3 right, 1 predicted b; actual b: 2 predicted a, 4 right; class c never seen nor predicted
+    t = per_class_metrics([[3, 1, 0], [2, 4, 0], [0, 0, 0]], ["a", "b", "c"])
+    assert t["precision"].tolist() == pytest.approx([3 / 5, 4 / 5, 0])
+    assert t["recall"].tolist() == pytest.approx([3 / 4, 4 / 6, 0])
+    assert t["f1"][0] == pytest.approx(2 * (3 / 5) * (3 / 4) / (3 / 5 + 3 / 4))
+    assert t["support"].tolist() == [4, 6, 0]
+
+
+def test_lr_find_refuses_linear_methods(corpus_csv, capsys):
+    code, _, err = run_cli(capsys, "lr-find", "text", corpus_csv, "--method", "nbsvm")
+    assert_usage_error(code, err, "fitted at once", "--method nb-learner or rnn")
+    code, out, err = run_cli(capsys, "lr-find", "text", corpus_csv, "--method", "nb-learner", "--num-it", "20",
+                             "-q")  # the columns are found: text 'review', labels 'sentiment' (not the unique 'stars')
+    assert code == 0, err
+    assert "valley" in out
 
 
 def test_predict_writes_labels_and_probabilities(nbsvm_run, tmp_path, capsys):
@@ -167,6 +187,12 @@ def test_numeric_text_column(tmp_path, capsys):
     f = tmp_path / "num.csv"
     sentiment_corpus(20).assign(stars=range(20)).to_csv(f, index=False)
     assert_usage_error(*_train(capsys, f, "--text-col", "stars")[::2], "'stars'", "holds numbers", "--text-col")
+
+
+def test_label_column_that_is_not_classes(corpus_csv, capsys):
+    code, _, err = run_cli(capsys, "train", "text", corpus_csv, "--text-col", "review", "--label-col", "stars",
+                           "--out", corpus_csv.parent / "run-stars", "-q")
+    assert_usage_error(code, err, "'stars'", "200 different values in 200 rows", "--label-col")
 
 
 def test_unknown_column_suggests(tmp_path, capsys):

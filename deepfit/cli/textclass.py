@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from ..learner import Learner
 
-__all__ = ["TextClassApp", "LINEAR_METHODS", "METHODS"]
+__all__ = ["TextClassApp", "LINEAR_METHODS", "METHODS", "per_class_metrics"]
 
 LINEAR_METHODS = ("nb", "logreg", "nbsvm")
 METHODS = LINEAR_METHODS + ("nb-learner", "rnn")
@@ -168,7 +168,11 @@ class TextClassApp(Application):
                 (c for c in cols if not pd.api.types.is_numeric_dtype(df[c]) and c != args.label_col), cols[0])
         label = args.label_col
         if label is None:
-            label = "label" if "label" in cols and text != "label" else [c for c in cols if c != text][-1]
+            if "label" in cols and text != "label":
+                label = "label"
+            else:  # the last other column that looks like classes (repeated values), else the last other column
+                others = [c for c in cols if c != text]
+                label = next((c for c in reversed(others) if df[c].nunique() <= len(df) / 2), others[-1])
         check_columns(cols, [text], "--text-col", source)
         check_columns(cols, [label], "--label-col", source)
         if text == label:
@@ -195,6 +199,10 @@ class TextClassApp(Application):
                            f"{int(miss.sum())} of {len(df)} rows ({where} {_lines(df.index[miss.to_numpy()], header)}); "
                            "drop those rows or fill in their labels")
         classes = lab.unique()
+        if len(classes) > max(len(df) / 2, 2):
+            raise CLIError(f"the label column {label!r} of {source} has {len(classes)} different values in {len(df)} "
+                           "rows: labels must be classes that repeat (e.g. pos/neg); choose the label column with "
+                           "--label-col")
         if len(classes) < 2:
             raise CLIError(f"the label column {label!r} of {source} has a single class ({classes[0]!r} on all {len(df)} "
                            "rows): a classifier needs at least two; choose the label column with --label-col")
@@ -209,6 +217,9 @@ class TextClassApp(Application):
             raise CLIError(f"input folder not found: {path}")
         if args.encoder is not None and args.method != "rnn":
             raise CLIError(f"--encoder is for --method rnn (got --method {args.method})")
+        if args.method in LINEAR_METHODS and hasattr(args, "num_it"):  # `deepfit lr-find text`
+            raise CLIError(f"--method {args.method} is fitted at once, without a learning rate; the learning-rate "
+                           "finder is for --method nb-learner or rnn")
         try:
             df = self._read(args, console)
         except TextDataError as e:
@@ -304,6 +315,10 @@ class TextClassApp(Application):
         if learn.dls.valid is None or learn.dls.valid.n == 0:
             return
         interp = TextClassificationInterpretation.from_learner(learn)
+        run.add_table("Metrics per class", per_class_metrics(interp.confusion_matrix(), learn.dls.classes),
+                      caption="Validation texts: precision (of the texts predicted as the class, the share that "
+                              "are), recall (of the texts of the class, the share found), F1 and the number of "
+                              "texts of the class.", csv_name="class_metrics.csv")
         run.add_table("Confusion matrix", interp.confusion_table().reset_index(),
                       caption="Validation texts: rows are the actual classes, columns the predicted ones.",
                       csv_name="confusion_matrix.csv")
@@ -382,6 +397,22 @@ class TextClassApp(Application):
             if state.get(k):
                 out[k] = state[k]
         return out or state
+
+
+def per_class_metrics(cm: Any, classes: Any) -> "pd.DataFrame":
+    """Precision, recall, F1 and support of each class from a confusion matrix (rows actual, columns
+    predicted); a class never predicted (or absent) gets precision (recall) 0."""
+    import numpy as np
+    import pandas as pd
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    predicted, actual = cm.sum(0), cm.sum(1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return pd.DataFrame({"class": [str(c) for c in classes], "precision": precision, "recall": recall, "f1": f1,
+                         "support": actual.astype(np.int64)})
 
 
 def _encoder_vocab(header: Any) -> Any:
