@@ -133,6 +133,14 @@ def test_tsv_without_header_keeps_quotes(tmp_path, capsys):
     assert code == 0, err
     summary = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]
     assert summary["data"].startswith("s.txt: 60 texts")  # no rows merged by the quotes
+    new = tmp_path / "new.tsv"
+    new.write_text('text\n"Great" film, i love it.\nAn "awful" one.\nBoring.\n', encoding="utf-8")
+    code, _, err = run_cli(capsys, "predict", tmp_path / "run" / "model.safetensors", new, "--out", tmp_path / "p.csv",
+                           "--delimiter", "tab")
+    assert code == 0, err
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert p["text"].tolist() == ['"Great" film, i love it.', 'An "awful" one.', "Boring."]
+    assert p["prediction"].tolist() == ["pos", "neg", "neg"]
 
 
 def test_folder_per_class(tmp_path, capsys):

@@ -59,6 +59,24 @@ def _lines(index: Any, header: bool, limit: int = 10) -> str:
     return ", ".join(rows) + (", ..." if len(index) > limit else "")
 
 
+def _unquoted_tsv(df: "pd.DataFrame", args: argparse.Namespace) -> "pd.DataFrame":
+    """`df` read again without quote handling when FILE is tab-separated: in TSV text, quotes belong to the
+    sentences (pandas' default would join lines between two quotes). `df` (already checked by read_table)
+    is kept when the file does not parse that way."""
+    import pandas as pd
+    path = Path(args.file)
+    if not _is_tab_file(path, args.delimiter, args.encoding):
+        return df
+    enc = "utf-8-sig" if args.encoding.lower().replace("-", "") == "utf8" else args.encoding
+    try:
+        df2 = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=0 if args.header else None,
+                          names=list(args.names) if args.names else None, encoding=enc)
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError):
+        return df
+    df2.columns = [str(c).strip() for c in df2.columns]
+    return df2
+
+
 def _is_tab_file(path: Path, delimiter: str, encoding: str) -> bool:
     if delimiter != "auto":
         return delimiter == "\t"
@@ -142,17 +160,7 @@ class TextClassApp(Application):
             args.text_col, args.label_col = args.text_col or "text", args.label_col or "label"
             return pd.DataFrame({args.text_col: texts, args.label_col: labels})
         df = read_table(path, args.delimiter, args.encoding, args.header, args.names, console, na_values=[])
-        if _is_tab_file(path, args.delimiter, args.encoding):
-            # tab-separated text: quotes are part of the sentences, not field delimiters
-            enc = "utf-8-sig" if args.encoding.lower().replace("-", "") == "utf8" else args.encoding
-            try:
-                df2 = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=0 if args.header else None,
-                                  names=list(args.names) if args.names else None, encoding=enc)
-                df2.columns = [str(c).strip() for c in df2.columns]
-                df = df2
-            except (pd.errors.ParserError, ValueError):
-                pass  # keep the quote-aware reading
-        return df
+        return _unquoted_tsv(df, args)
 
     def _columns(self, df: "pd.DataFrame", args: argparse.Namespace) -> tuple[str, str]:
         import pandas as pd
@@ -347,6 +355,8 @@ class TextClassApp(Application):
         import pandas as pd
         dls = learn.dls
         source = Path(getattr(args, "file", "the data")).name
+        if getattr(args, "file", None) is not None and hasattr(args, "delimiter"):
+            df = _unquoted_tsv(df, args)
         cols = [str(c) for c in df.columns]
         text = getattr(args, "text_col", None) or getattr(dls, "text_col", None)
         if text is None or text not in cols:
