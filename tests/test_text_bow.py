@@ -238,6 +238,11 @@ def test_from_dls_of_the_rnn_classifier_data():
     assert isinstance(learn.dls, BowDataLoaders)
     assert learn.dls.valid.texts == rdls.valid.texts and learn.dls.classes == rdls.classes
     assert learn.validate()["accuracy"] == 1.0
+    # RNN's text_classifier_learner hands the bag-of-words methods over to bow_learner
+    from deepfit.text.classifier import text_classifier_learner
+    learn2 = text_classifier_learner(rdls, method="nb", ngrams=2, progress=False)
+    assert isinstance(learn2, BowLearner) and learn2.method == "nb"
+    assert learn2.predict("what a wonderful story")[0] == "pos"
 
 
 # ---- bad input --------------------------------------------------------------------------------------------

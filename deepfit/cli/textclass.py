@@ -203,17 +203,18 @@ class TextClassApp(Application):
         lab = df[label]
         miss = lab.isna() | lab.astype(str).str.strip().eq("")
         if miss.any():
-            raise CLIError(f"the label column {label!r} ({'--label-col'}) of {source} is missing on "
-                           f"{int(miss.sum())} of {len(df)} rows ({where} {_lines(df.index[miss.to_numpy()], header)}); "
-                           "drop those rows or fill in their labels")
+            rows = _lines(df.index[miss.to_numpy()], header)
+            raise CLIError(f"the label column {label!r} (--label-col) of {source} is missing on {int(miss.sum())} of "
+                           f"{len(df)} rows ({where} {rows}); drop those rows or fill in their labels")
         classes = lab.unique()
         if len(classes) > max(len(df) / 2, 2):
             raise CLIError(f"the label column {label!r} of {source} has {len(classes)} different values in {len(df)} "
                            "rows: labels must be classes that repeat (e.g. pos/neg); choose the label column with "
                            "--label-col")
         if len(classes) < 2:
-            raise CLIError(f"the label column {label!r} of {source} has a single class ({classes[0]!r} on all {len(df)} "
-                           "rows): a classifier needs at least two; choose the label column with --label-col")
+            raise CLIError(f"the label column {label!r} of {source} has a single class ({classes[0]!r} on all "
+                           f"{len(df)} rows): a classifier needs at least two; choose the label column with "
+                           "--label-col")
 
     # ---- data and learner -------------------------------------------------------------------------------
     def prepare(self, args: argparse.Namespace, console: Console) -> Prepared:
@@ -380,8 +381,9 @@ class TextClassApp(Application):
             seen = [v for v in pd.unique(df[label].dropna()) if str(v) not in known]
             if seen:
                 shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in seen[:5])
-                raise CLIError(f"the label column {label!r} of {source} has label(s) {shown} this model was not trained "
-                               f"on (it knows {', '.join(map(str, dls.classes))}): is it the right model for this file?")
+                raise CLIError(f"the label column {label!r} of {source} has label(s) {shown} this model was not "
+                               f"trained on (it knows {', '.join(map(str, dls.classes))}): is it the right model for "
+                               "this file?")
         texts = col.astype(str).tolist()
         probs = learn.get_preds(dl=dls.test_dl(texts))[0].float().cpu().numpy()
         out = df.copy()
