@@ -215,3 +215,19 @@ def test_bad_flags(tmp_path, capsys):
     assert_usage_error(*_train(capsys, f, "--beta", "2")[::2], "--beta")
     assert_usage_error(*_train(capsys, f, "--C", "0")[::2], "--C")
     assert_usage_error(*_train(capsys, f, "--encoder", f)[::2], "--encoder is for --method rnn")
+
+
+def test_rnn_method_from_a_language_model_encoder(tmp_path, capsys):
+    pytest.importorskip("deepfit.text.classifier")
+    from deepfit.text import TextLMDataLoaders, language_model_learner
+    df = sentiment_corpus(40)
+    lm_dls = TextLMDataLoaders.from_texts(df.text.tolist(), tokenizer="word", bs=4, bptt=8, seed=0)
+    lm = language_model_learner(lm_dls, emb_size=8, n_hid=16, n_layers=1, progress=False)
+    enc = lm.save_encoder(tmp_path / "enc")
+    f = tmp_path / "s.csv"
+    df.to_csv(f, index=False)
+    code, _, err = run_cli(capsys, "train", "text", f, "--method", "rnn", "--encoder", enc, "--epochs", "1",
+                           "--lr-find-iters", "0", "--bs", "16", "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]
+    assert summary["vocabulary"] == len(lm_dls.vocab)  # the classifier reads text with the LM's vocabulary
