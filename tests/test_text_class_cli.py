@@ -215,6 +215,7 @@ def test_bad_flags(tmp_path, capsys):
     assert_usage_error(*_train(capsys, f, "--beta", "2")[::2], "--beta")
     assert_usage_error(*_train(capsys, f, "--C", "0")[::2], "--C")
     assert_usage_error(*_train(capsys, f, "--encoder", f)[::2], "--encoder is for --method rnn")
+    assert_usage_error(*_train(capsys, f, "--checkpoint-every", "1")[::2], "--checkpoint-every", "fitted at once")
 
 
 def test_rnn_method_from_a_language_model_encoder(tmp_path, capsys):
