@@ -222,7 +222,8 @@ def test_rnn_method_from_a_language_model_encoder(tmp_path, capsys):
     pytest.importorskip("deepfit.text.classifier")
     from deepfit.text import TextLMDataLoaders, language_model_learner
     df = sentiment_corpus(40)
-    lm_dls = TextLMDataLoaders.from_texts(df.text.tolist(), tokenizer="word", bs=4, bptt=8, seed=0)
+    from deepfit.text import WordTokenizer
+    lm_dls = TextLMDataLoaders.from_texts(df.text.tolist(), tokenizer=WordTokenizer(lower=False), bs=4, bptt=8, seed=0)
     lm = language_model_learner(lm_dls, emb_size=8, n_hid=16, n_layers=1, progress=False)
     enc = lm.save_encoder(tmp_path / "enc")
     f = tmp_path / "s.csv"
@@ -232,3 +233,6 @@ def test_rnn_method_from_a_language_model_encoder(tmp_path, capsys):
     assert code == 0, err
     summary = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]
     assert summary["vocabulary"] == len(lm_dls.vocab)  # the classifier reads text with the LM's vocabulary
+    from deepfit import load_learner
+    tok = load_learner(tmp_path / "run" / "model.safetensors").dls.tokenizer
+    assert tok.kind == "word" and tok.lower is False  # and its tokenizer (the default one lower-cases)

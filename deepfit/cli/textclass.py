@@ -282,13 +282,17 @@ class TextClassApp(Application):
             from ..text.classifier_data import TextClassifierDataLoaders
         except ImportError:  # pragma: no cover - depends on the RNN classifier being present
             raise CLIError("--method rnn needs deepfit.text.classifier, which this deepfit lacks; use nbsvm") from None
-        vocab = None
-        if args.encoder is not None:
-            from ..text.encoder import read_encoder_header
+        vocab, tok = None, None
+        if args.encoder is not None:  # read the text as the language model did: its tokenizer and vocabulary
+            from ..text.encoder import encoder_text_parts
             check_input_file(args.encoder, "encoder file")
-            vocab = _encoder_vocab(read_encoder_header(args.encoder))
+            tok, vocab = encoder_text_parts(args.encoder)
+            if vocab is None:
+                raise CLIError(f"--encoder {args.encoder} carries no vocabulary; save it with the language model's "
+                               "save_encoder")
         dls = TextClassifierDataLoaders.from_df(df, text, label, valid_pct=args.valid_pct, seed=args.seed, bs=args.bs,
-                                                vocab=vocab, device=args.device, source=Path(args.file).name)
+                                                tokenizer=tok if tok is not None else "word", vocab=vocab,
+                                                device=args.device, source=Path(args.file).name)
         learn = text_classifier_learner(dls, method="rnn", encoder=args.encoder, drop_mult=args.drop_mult,
                                         **({} if args.encoder is not None else
                                            {"emb_size": 128, "n_hid": 256, "n_layers": 2}))
@@ -429,15 +433,3 @@ def per_class_metrics(cm: Any, classes: Any) -> "pd.DataFrame":
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     return pd.DataFrame({"class": [str(c) for c in classes], "precision": precision, "recall": recall, "f1": f1,
                          "support": actual.astype(np.int64)})
-
-
-def _encoder_vocab(header: Any) -> Any:
-    """The vocabulary stored with a saved encoder (read_encoder_header's result), for the classifier's data."""
-    from ..text.vocab import Vocab
-    cfg = header[0] if isinstance(header, tuple) else header
-    itos = header[1] if isinstance(header, tuple) and len(header) > 1 else None
-    if isinstance(itos, list):
-        return Vocab(itos) if not hasattr(Vocab, "from_itos") else Vocab.from_itos(itos)
-    if isinstance(cfg, dict) and "vocab" in cfg:
-        return Vocab.from_state(cfg["vocab"])
-    raise CLIError("the --encoder file carries no vocabulary; save it with save_encoder of a language model")
