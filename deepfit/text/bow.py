@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.core import DataLoader, DataLoaders, split_indices
@@ -90,6 +91,8 @@ class NgramLinear(nn.Module):
 class NBDotProduct(nn.Module):
     """The course's "dot-product NB learner": fixed naive Bayes ratios `r`, a learned weight per n-gram.
 
+    An `EmbeddingBag` sum over n-gram ids whose rows are the fixed `r` and whose per-n-gram weights are learned:
+
     `logits[c] = sum_{j in doc} (w_j + w_adj) * r[j, c] / r_adj + bias[c]` over the distinct n-grams of a
     document, with `r[:, c]` the log-count ratio of class c against the others (a buffer, never trained)
     and `w` an embedding of one learned weight per n-gram (initialised uniformly in +-0.1). With w = 0 the
@@ -114,10 +117,11 @@ class NBDotProduct(nn.Module):
             self.r[self.n_features] = 0
 
     def forward(self, ids: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        present = (counts > 0).unsqueeze(-1)                 # (bs, L, 1): padding and absent n-grams drop out
-        w = self.w(ids) + self.w_adj                         # (bs, L, 1)
-        r = self.r[ids]                                      # (bs, L, n_classes)
-        return (w * r * present).sum(1) / self.r_adj + self.bias
+        # an EmbeddingBag sum over the fixed rows r[id] (bs, L) -> (bs, n_classes), each weighted by its learned
+        # (w + w_adj) / r_adj; padding and absent n-grams have weight 0
+        present = (counts > 0).to(self.r.dtype)                                    # (bs, L)
+        psw = (self.w(ids).squeeze(-1) + self.w_adj) * present / self.r_adj        # (bs, L)
+        return F.embedding_bag(ids, self.r, mode="sum", per_sample_weights=psw) + self.bias
 
     def get_config(self) -> dict[str, Any]:
         return {"n_features": self.n_features, "n_classes": self.n_classes, "w_adj": self.w_adj,
