@@ -276,6 +276,16 @@ def test_bad_input_messages():
         bow_learner(object())  # type: ignore[arg-type]
 
 
+def test_show_batch(sent_dls, capsys):
+    rows = sent_dls.show_batch(2)
+    text, label, grams = rows[0]
+    assert text == sent_dls.train.texts[0] and label in ("pos", "neg")
+    v = NgramVectorizer.from_state(sent_dls.vectorizer.get_state())
+    row = v.transform([text])
+    assert grams == [v.features[j] for j in sorted(row.indices)][:12]  # in vocabulary order, at most 12
+    assert "n-grams:" in capsys.readouterr().out
+
+
 def test_ngram_linear_padding_row_stays_zero():
     m = NgramLinear(3, 2)
     m.set_weights(np.ones((2, 3)), np.zeros(2))

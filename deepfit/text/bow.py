@@ -4,7 +4,8 @@ lesson 9, after Wang & Manning 2012), and the "dot-product NB learner" trained w
 The arithmetic (matrices, r, the fits) is in `bow_features.py`, re-exported here; this module holds the
 torch models, the DataLoaders and the learner. The term-document matrix comes from deepfit's tokenizer
 through scikit-learn's `CountVectorizer` (sparse, n-grams 1..n, `max_features`); every method sees
-binarised counts (`x_hat = 1{x > 0}`) unless told `binary=False`. With `f` the rows of one class and `alpha` the smoothing (1: add-one),
+binarised counts (`x_hat = 1{x > 0}`) unless told `binary=False`. With `f` the rows of one class and
+`alpha` the smoothing (1: add-one),
 
     p = alpha + sum_{i: y_i = 1} f_i,   q = alpha + sum_{i: y_i = 0} f_i,   r = log((p / |p|_1) / (q / |q|_1))
 
@@ -445,6 +446,19 @@ class BowDataLoaders(DataLoaders):
                            torch.zeros(0, dtype=torch.long), bs=int(meta.get("bs", 64)), device="cpu", n_inp=2)
         empty.texts = []  # type: ignore[attr-defined]
         return cls(empty, None, vec, meta["classes"], text_col=meta.get("text_col"), label_col=meta.get("label_col"))
+
+    def show_batch(self, n: int = 4, max_ngrams: int = 12) -> list[tuple[str, Any, list[str]]]:
+        """The first `n` training texts as (text, label, their first n-grams in the vocabulary), also printed."""
+        dl = self.train
+        ids, counts, y = (t[:n] for t in dl.tensors)
+        rows = []
+        for i in range(len(y)):
+            grams = [self.vectorizer.features[int(j)] for j, c in zip(ids[i].tolist(), counts[i].tolist()) if c > 0]
+            rows.append((dl.texts[i], self.classes[int(y[i])], grams[:max_ngrams]))
+        for text, label, grams in rows:
+            more = " ..." if len(grams) == max_ngrams else ""
+            print(f"{label!r}: {text[:120]!r}\n    n-grams: {', '.join(grams)}{more}")
+        return rows
 
     def __repr__(self) -> str:
         n_va = self.valid.n if self.valid is not None else 0
