@@ -55,7 +55,8 @@ class RNNEncoder(nn.Module):
         self.out_size = _check_size("out_size", out_size) if out_size is not None else emb_size
         self.pad_idx = pad_idx
         self.emb_drop, self.weight_drop = _check_prob("emb_drop", emb_drop), _check_prob("weight_drop", weight_drop)
-        self.input_drop, self.hidden_drop = _check_prob("input_drop", input_drop), _check_prob("hidden_drop", hidden_drop)
+        self.input_drop = _check_prob("input_drop", input_drop)
+        self.hidden_drop = _check_prob("hidden_drop", hidden_drop)
         self.encoder = nn.Embedding(vocab_sz, emb_size, padding_idx=pad_idx)
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[arch]
         sizes = [emb_size] + [n_hid] * (n_layers - 1) + [self.out_size]
