@@ -220,6 +220,9 @@ def test_bad_flags(tmp_path, capsys):
 
 def test_rnn_method_from_a_language_model_encoder(tmp_path, capsys):
     pytest.importorskip("deepfit.text.classifier")
+    import torch
+
+    from deepfit import load_learner
     from deepfit.text import TextLMDataLoaders, language_model_learner
     df = sentiment_corpus(40)
     from deepfit.text import WordTokenizer
@@ -228,11 +231,21 @@ def test_rnn_method_from_a_language_model_encoder(tmp_path, capsys):
     enc = lm.save_encoder(tmp_path / "enc")
     f = tmp_path / "s.csv"
     df.to_csv(f, index=False)
-    code, _, err = run_cli(capsys, "train", "text", f, "--method", "rnn", "--encoder", enc, "--epochs", "1",
-                           "--lr-find-iters", "0", "--bs", "16", "--out", tmp_path / "run", "-q")
+    code, _, err = run_cli(capsys, "train", "text", f, "--method", "rnn", "--encoder", enc, "--epochs", "3",
+                           "--lr", "0.01", "--lr-find-iters", "0", "--bs", "16", "--out", tmp_path / "run", "-q")
     assert code == 0, err
     summary = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]
+    # ULMFiT's stage 3: the head, then one more layer group, then all (one epoch each), halving the top lr
+    stages = summary["gradual unfreezing"]
+    assert stages["epochs per stage"] == [1, 1, 1]
+    assert stages["top lr per stage"] == pytest.approx([0.01, 0.005, 0.0025])
+    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 3  # every epoch of every stage
+    from safetensors.torch import load_file
+    saved = load_file(str(enc))
+    trained = load_learner(tmp_path / "run" / "model.safetensors").model.body.state_dict()
+    assert set(saved) <= set(trained)
+    rnn_keys = [k for k in saved if k.startswith("rnns.")]
+    assert rnn_keys and all(not torch.equal(saved[k], trained[k]) for k in rnn_keys)  # unfrozen at the end
     assert summary["vocabulary"] == len(lm_dls.vocab)  # the classifier reads text with the LM's vocabulary
-    from deepfit import load_learner
     tok = load_learner(tmp_path / "run" / "model.safetensors").dls.tokenizer
     assert tok.kind == "word" and tok.lower is False  # and its tokenizer (the default one lower-cases)

@@ -230,6 +230,9 @@ class TextClassApp(Application):
         if args.method in LINEAR_METHODS and (getattr(args, "checkpoint_every", 0) or getattr(args, "resume", False)):
             raise CLIError(f"--checkpoint-every and --resume are for methods trained for epochs (nb-learner, rnn); "
                            f"--method {args.method} is fitted at once")
+        if args.encoder is not None and (getattr(args, "checkpoint_every", 0) or getattr(args, "resume", False)):
+            raise CLIError("--checkpoint-every and --resume are not available with --encoder (its gradual unfreezing "
+                           "runs several fits); train without them")
         if args.method in LINEAR_METHODS and hasattr(args, "num_it"):  # `deepfit lr-find text`
             raise CLIError(f"--method {args.method} is fitted at once, without a learning rate; the learning-rate "
                            "finder is for --method nb-learner or rnn")
@@ -303,6 +306,8 @@ class TextClassApp(Application):
 
     # ---- training ---------------------------------------------------------------------------------------
     def train(self, args: argparse.Namespace, run: RunDir, prepared: Prepared, console: Console) -> dict[str, Any]:
+        if args.method == "rnn" and args.encoder is not None:
+            return self._train_gradual(args, run, prepared, console)
         if args.method not in LINEAR_METHODS:
             from .training import standard_train
             return standard_train(self, args, run, prepared, console)
@@ -322,6 +327,57 @@ class TextClassApp(Application):
             learn.export(run.file("model.safetensors"))
         run.summary["final_metrics"] = final
         with console.step("report"):
+            self.report(prepared, run, console)
+        return final
+
+    def _train_gradual(self, args: argparse.Namespace, run: RunDir, prepared: Prepared,
+                       console: Console) -> dict[str, Any]:
+        """ULMFiT's stage 3 from a language model's encoder: gradual unfreezing (the head, then one more
+        layer group per stage, then everything) with discriminative rates, `fit_gradual` of the classifier.
+        --epochs E makes min(E, layer groups) stages of one epoch, the last taking the remaining epochs;
+        stage k uses `slice(lr * 0.5**k / 2.6**4, lr * 0.5**k)`."""
+        from ..callbacks.logger import CSVLogger
+        from .training import quiet_learner, run_lr_find
+
+        class StagesLogger(CSVLogger):
+            """One metrics.csv over the stages (several fits): the first fit starts the file, the others append."""
+
+            def after_fit(self) -> None:
+                super().after_fit()
+                self.append = True
+        learn = prepared.learn
+        quiet_learner(learn, console)
+        lr: Any = args.lr
+        if lr == "auto" or args.lr_find_iters > 0:
+            res = run_lr_find(learn, args.lr_find_iters or 100, console)
+            run.add_figure("lr_find.png", "Learning-rate finder", lambda p: learn.recorder.plot_lr_find(fname=p),
+                           caption="Smoothed loss against learning rate, with only the head trainable.",
+                           console=console)
+            run.summary["lr_find"] = res.suggestions()
+            if lr == "auto":
+                if not (isinstance(res.valley, float) and math.isfinite(res.valley) and res.valley > 0):
+                    raise CLIError("--lr auto: the learning-rate finder found no valley; pass a number, e.g. --lr 1e-2")
+                lr = res.valley
+        n_stages = max(1, min(args.epochs, len(learn.layer_groups())))
+        epochs = [1] * (n_stages - 1) + [args.epochs - (n_stages - 1)]
+        mults = [0.5 ** k for k in range(n_stages)]
+        logger = StagesLogger(run.file("metrics.csv"))
+        learn.add_cb(logger)
+        try:
+            learn.fit_gradual(lr, epochs=epochs, lr_mults=mults)
+        finally:
+            learn.remove_cb(logger)
+        run.summary.update({"lr": lr, "epochs": args.epochs, "gradual unfreezing": {
+            "epochs per stage": epochs, "top lr per stage": [lr * m for m in mults], "lr ratio last/first group":
+            round(2.6 ** 4, 2)}})
+        with console.step("exporting the model"):
+            learn.export(run.file("model.safetensors"))
+        final = dict(learn.recorder.log[-1]) if learn.recorder.log else {}
+        run.summary["final_metrics"] = {k: v for k, v in final.items() if k != "time"}
+        with console.step("plotting"):
+            run.add_figure("loss.png", "Loss (last stage)", lambda p: learn.recorder.plot_loss(fname=p),
+                           caption="Training loss per batch and validation loss per epoch of the last stage (every "
+                                   "layer trainable); metrics.csv has every epoch of every stage.", console=console)
             self.report(prepared, run, console)
         return final
 
