@@ -104,6 +104,7 @@ class TextClassApp(Application):
   deepfit train text reviews.csv --text-col review --label-col sentiment --method nbsvm --ngrams 2
   deepfit train text yelp_labelled.txt --no-header --names text,label --method nb
   deepfit train text imdb/train --method rnn --epochs 4 --out runs/imdb
+  deepfit train text reviews.csv --method rnn --encoder models/finetuned_enc.safetensors --epochs 4
   deepfit predict runs/imdb/model.safetensors new.csv --out predictions.csv
 """
     dls_classes = _TEXT_DLS
@@ -141,7 +142,9 @@ class TextClassApp(Application):
                        help="nb, logreg, nbsvm: use how often each n-gram occurs rather than whether it occurs "
                             "(binarised, the default, is Wang & Manning's choice)")
         m.add_argument("--encoder", type=Path, default=None, metavar="FILE",
-                       help="rnn: start from an encoder saved with save_encoder (e.g. a fine-tuned language model)")
+                       help="rnn: start from an encoder saved with save_encoder (e.g. a fine-tuned language model; its "
+                            "tokenizer and vocabulary are used) and train with gradual unfreezing: the head, then "
+                            "one more layer group per epoch, then all, at discriminative rates (ULMFiT)")
         m.add_argument("--drop-mult", type=float, default=0.5, metavar="X",
                        help="rnn: multiplies every dropout (default: %(default)s)")
 
