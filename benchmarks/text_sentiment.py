@@ -79,14 +79,12 @@ def _linear(method: str, **kw: Any) -> Callable[..., np.ndarray]:
 
 def _nb_learner(x_tr: Any, y_tr: np.ndarray, x_te: Any, epochs: int = 3, lr: float = 0.02) -> np.ndarray:
     from deepfit import set_seed
-    from deepfit.data.core import DataLoader
-    from deepfit.text.bow import BowLearner, NBDotProduct, _csr_to_ids, nb_log_count_ratio
+    from deepfit.text.bow import BowLearner, NBDotProduct, _csr_to_ids, n_gram_loader, nb_log_count_ratio
     from deepfit.data.core import DataLoaders
     from deepfit.losses import CrossEntropyLoss
     set_seed(0)
     V = x_tr.shape[1]
-    ids, cnt = _csr_to_ids(x_tr, V)
-    train = DataLoader(ids, cnt, torch.as_tensor(y_tr), bs=64, shuffle=True, n_inp=2, seed=0)
+    train = n_gram_loader(x_tr, torch.as_tensor(y_tr), V, bs=64, shuffle=True, seed=0)
     model = NBDotProduct(V, 2)
     model.set_r(np.stack([nb_log_count_ratio(x_tr, (y_tr == c).astype(np.int64)) for c in (0, 1)], axis=1))
     learn = BowLearner(DataLoaders(train), model, loss_func=CrossEntropyLoss(), progress=False)

@@ -286,6 +286,26 @@ def test_show_batch(sent_dls, capsys):
     assert "n-grams:" in capsys.readouterr().out
 
 
+def test_batches_are_padded_to_their_own_longest_row():
+    from deepfit.text.bow import n_gram_loader
+    x = sp.csr_matrix(np.array([[0, 2, 0, 1], [1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 3, 0]], dtype=np.float32))
+    dl = n_gram_loader(x, torch.arange(4), pad=4, bs=2)
+    (ids1, cnt1, y1), (ids2, cnt2, y2) = list(dl)
+    assert ids1.tolist() == [[1, 3], [0, 4]] and cnt1.tolist() == [[2, 1], [1, 0]] and y1.tolist() == [0, 1]
+    assert ids2.tolist() == [[0, 1, 2, 3], [2, 4, 4, 4]] and cnt2.tolist() == [[1, 1, 1, 1], [3, 0, 0, 0]]
+    # shuffled: every row comes back once, with its own n-grams
+    dl = n_gram_loader(x, torch.arange(4), pad=4, bs=3, shuffle=True, seed=0)
+    seen = {}
+    for ids, cnt, y in dl:
+        for i in range(len(y)):
+            row = x[int(y[i])]
+            seen[int(y[i])] = (ids[i][cnt[i] > 0].tolist(), cnt[i][cnt[i] > 0].tolist())
+            assert seen[int(y[i])] == (row.indices.tolist(), row.data.tolist())
+    assert sorted(seen) == [0, 1, 2, 3]
+    empty = n_gram_loader(sp.csr_matrix((0, 4), dtype=np.float32), None, pad=4)
+    assert list(empty) == []
+
+
 def test_ngram_linear_padding_row_stays_zero():
     m = NgramLinear(3, 2)
     m.set_weights(np.ones((2, 3)), np.zeros(2))

@@ -48,6 +48,7 @@ from .io import TextDataError, texts_from_folder
 from .tokenize import Tokenizer
 
 __all__ = ["BOW_METHODS", "NgramLinear", "NBDotProduct", "BowDataLoaders", "BowLearner", "bow_learner", "check_labels",
+           "n_gram_loader", "PadNgrams",
            # re-exported from bow_features.py (the arithmetic)
            "NgramVectorizer", "fold_matrices", "binarize", "nb_log_count_ratio", "nb_log_probs", "interpolate",
            "fit_linear_weights", "linear_scores", "softmax_np"]
@@ -185,6 +186,52 @@ def _csr_to_ids(x: sp.csr_matrix, pad: int, min_len: int = 1) -> tuple[torch.Ten
     return torch.from_numpy(ids), torch.from_numpy(counts)
 
 
+class PadNgrams:
+    """The `after_batch` of the n-gram loaders: rows stored as (start, length) into one flat array of ids
+    and counts (the CSR matrix) become `(ids, counts)` padded to the longest row of the batch only, so a
+    few long documents cost memory for their own batches, not for the whole data set.
+
+    Args:
+        x: the CSR counts of the loader's rows (indices sorted by `n_gram_loader`).
+        pad: the padding id (the number of n-grams).
+    """
+
+    def __init__(self, x: sp.csr_matrix, pad: int) -> None:
+        self.ids = torch.from_numpy(x.indices.astype(np.int64))
+        self.counts = torch.from_numpy(x.data.astype(np.float32))
+        self.pad = int(pad)
+
+    def __call__(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        starts, lens, *rest = batch                                   # (bs,), (bs,), targets
+        dev = starts.device
+        if self.ids.device != dev:  # the loaders were moved (dls.to): follow them once
+            self.ids, self.counts = self.ids.to(dev), self.counts.to(dev)
+        L = max(int(lens.max()) if len(lens) else 0, 1)
+        ar = torch.arange(L, device=dev)
+        mask = ar[None] < lens[:, None]                               # (bs, L)
+        if len(self.ids) == 0:
+            return (torch.full(mask.shape, self.pad, device=dev), torch.zeros(mask.shape, device=dev), *rest)
+        pos = (starts[:, None] + ar[None]).clamp_(max=len(self.ids) - 1)
+        ids = torch.where(mask, self.ids[pos], torch.full_like(pos, self.pad))
+        counts = torch.where(mask, self.counts[pos], torch.zeros((), device=dev))
+        return (ids, counts, *rest)
+
+
+def n_gram_loader(x: sp.spmatrix, y: torch.Tensor | None, pad: int, *, bs: int = 64, shuffle: bool = False,
+                  device: torch.device | str | None = None, seed: int | None = None,
+                  texts: Sequence[str] | None = None) -> DataLoader:
+    """A deepfit `DataLoader` over the rows of the counts `x` (and class indices `y`), whose batches are
+    `(ids, counts[, y])` padded per batch (see `PadNgrams`); `dl.texts` keeps the texts when given."""
+    x = sp.csr_matrix(x)
+    x.sort_indices()
+    starts = torch.from_numpy(x.indptr[:-1].astype(np.int64))
+    lens = torch.from_numpy(np.diff(x.indptr).astype(np.int64))
+    tensors = [starts, lens] + ([y] if y is not None else [])
+    dl = DataLoader(*tensors, bs=bs, shuffle=shuffle, device=device, seed=seed, n_inp=2, after_batch=PadNgrams(x, pad))
+    dl.texts = list(texts) if texts is not None else None  # type: ignore[attr-defined]
+    return dl
+
+
 class BowDataLoaders(DataLoaders):
     """Labelled texts as n-gram counts: sparse matrices for scikit-learn and padded id tensors for torch.
 
@@ -290,14 +337,12 @@ class BowDataLoaders(DataLoaders):
         x_tr = vec.fit_transform(tr_t)
         y_tr = torch.tensor([index[v] for v in tr_l], dtype=torch.long)
         pad = vec.n_features
-        train = DataLoader(*_csr_to_ids(x_tr, pad), y_tr, bs=bs, shuffle=True, device=device, seed=seed, n_inp=2)
-        train.texts = tr_t  # type: ignore[attr-defined]
+        train = n_gram_loader(x_tr, y_tr, pad, bs=bs, shuffle=True, device=device, seed=seed, texts=tr_t)
         valid, x_va = None, None
         if len(vt):
             x_va = vec.transform(vt)
             y_va = torch.tensor([index[v] for v in vl], dtype=torch.long)
-            valid = DataLoader(*_csr_to_ids(x_va, pad), y_va, bs=2 * bs, device=device, n_inp=2)
-            valid.texts = vt  # type: ignore[attr-defined]
+            valid = n_gram_loader(x_va, y_va, pad, bs=2 * bs, device=device, texts=vt)
         return cls(train, valid, vec, classes, x_tr, x_va, text_col=text_col, label_col=label_col)
 
     @classmethod
@@ -406,12 +451,11 @@ class BowDataLoaders(DataLoaders):
                 source: str = "the texts") -> DataLoader:
         """A loader over new texts (and optional labels), in order; `dl.texts` keeps them."""
         texts = _check_texts(list(texts), source)
-        tensors = list(self.encode_texts(texts))
-        if labels is not None:
-            tensors.append(self.label_index(labels, source))
-        dl = DataLoader(*tensors, bs=bs or 2 * self.train.bs, device=self.device, n_inp=2)
-        dl.texts = texts  # type: ignore[attr-defined]
-        return dl
+        y = self.label_index(labels, source) if labels is not None else None
+        if y is not None and len(y) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(y)} labels: they must match.")
+        return n_gram_loader(self.vectorizer.transform(texts), y, self.n_features, bs=bs or 2 * self.train.bs,
+                             device=self.device, texts=texts)
 
     def encode_item(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """One text as the model input of `Learner.predict`."""
@@ -442,15 +486,14 @@ class BowDataLoaders(DataLoaders):
         """Inference-only loaders (no training rows) from `export_state`."""
         vec = NgramVectorizer.from_state(meta["vectorizer"])
         pad = vec.n_features
-        empty = DataLoader(torch.full((0, 1), pad, dtype=torch.long), torch.zeros(0, 1),
-                           torch.zeros(0, dtype=torch.long), bs=int(meta.get("bs", 64)), device="cpu", n_inp=2)
-        empty.texts = []  # type: ignore[attr-defined]
+        empty = n_gram_loader(sp.csr_matrix((0, pad), dtype=np.float32), torch.zeros(0, dtype=torch.long), pad,
+                              bs=int(meta.get("bs", 64)), device="cpu", texts=[])
         return cls(empty, None, vec, meta["classes"], text_col=meta.get("text_col"), label_col=meta.get("label_col"))
 
     def show_batch(self, n: int = 4, max_ngrams: int = 12) -> list[tuple[str, Any, list[str]]]:
         """The first `n` training texts as (text, label, their first n-grams in the vocabulary), also printed."""
         dl = self.train
-        ids, counts, y = (t[:n] for t in dl.tensors)
+        ids, counts, y = dl.after_batch(tuple(t[:n] for t in dl.tensors))
         rows = []
         for i in range(len(y)):
             grams = [self.vectorizer.features[int(j)] for j, c in zip(ids[i].tolist(), counts[i].tolist()) if c > 0]
