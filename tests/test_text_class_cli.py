@@ -162,6 +162,15 @@ def test_rnn_method_runs(tmp_path, capsys):
     assert code == 0, err
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Confusion matrix" in html and "Most confident mistakes" in html
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"text": ["I love it.", "Awful."], "label": ["pos", "neutral"]}).to_csv(new, index=False)
+    code, _, err = run_cli(capsys, "predict", tmp_path / "run" / "model.safetensors", new, "--out", tmp_path / "p.csv")
+    assert_usage_error(code, err, "'neutral'", "not trained on")
+    pd.DataFrame({"text": ["I love it.", "Awful."]}).to_csv(new, index=False)
+    code, _, err = run_cli(capsys, "predict", tmp_path / "run" / "model.safetensors", new, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert set(p["prediction"]) <= {"pos", "neg"} and (p["prob_neg"] + p["prob_pos"]).round(5).eq(1).all()
 
 
 # ---- bad input --------------------------------------------------------------------------------------------
