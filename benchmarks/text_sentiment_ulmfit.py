@@ -123,10 +123,12 @@ def _cv(texts: list[str], y: np.ndarray, work: Path, pretrained: bool, epochs: t
 
 
 def part_clas(data: Path, work: Path, out: Path, bs: int, lr: float, epochs: tuple[int, ...],
-              lr_mults: tuple[float, ...], sources: list[str], scratch: bool, n_folds: int) -> None:
+              lr_mults: tuple[float, ...], sources: list[str], scratch: bool | str, n_folds: int) -> None:
     all_sources = load_sources(data)
     table = []
     kinds = [("ULMFiT-lstm", True)] + ([("LSTM-no-LM", False)] if scratch else [])
+    if scratch == "only":
+        kinds = [("LSTM-no-LM", False)]
     for name in sources:
         texts, y = all_sources[name]
         for method, pretrained in kinds:
@@ -215,6 +217,7 @@ def main() -> None:
     ap.add_argument("--wiki-words", type=int, default=None, help="use only the first n words of WikiText (smoke tests)")
     ap.add_argument("--sources", nargs="+", default=list(SOURCES) + ["pooled"])
     ap.add_argument("--scratch", action="store_true", help="also the classifier without a language model")
+    ap.add_argument("--only-scratch", action="store_true", help="only the classifier without a language model")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--speed-sentences", type=int, default=3000, help="sentences of the speed part")
     ap.add_argument("--threads", type=int, default=1)
@@ -226,7 +229,7 @@ def main() -> None:
                 args.lm_lr)
     if args.part in ("all", "clas"):
         part_clas(args.data, args.work, args.out, args.bs, args.lr, tuple(args.epochs), tuple(args.lr_mults),
-                  args.sources, args.scratch, args.folds)
+                  args.sources, "only" if args.only_scratch else args.scratch, args.folds)
     if args.part in ("all", "speed"):
         part_speed(args.data, args.work, args.out, args.bs, args.repeats, args.speed_sentences)
 

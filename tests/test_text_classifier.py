@@ -212,6 +212,25 @@ def test_encoder_round_trip_lm_to_classifier_to_classifier(tmp_path):
     assert torch.equal(lm2.model.decoder_bias, dec)
 
 
+def test_the_classifier_reads_a_text_as_the_language_model_does(tmp_path):
+    # the encoder loaded from a language model computes the LM's own features: its decoder on them gives the
+    # LM's next-token logits for the text read from a fresh state (eval mode: no dropout)
+    texts, labels = corpus(120)
+    lm = _lm(texts, tie_weights=True)
+    f = lm.save_encoder(tmp_path / "enc")
+    dls = TextClassifierDataLoaders.from_texts(texts, labels, tokenizer=lm.dls.tokenizer, vocab=lm.dls.vocab, seed=0,
+                                               device="cpu")
+    clf = text_classifier_learner(dls, encoder=f, drop_mult=0.5, progress=False)
+    ids = dls.numericalize(["the plot was great"])[0][None]
+    lm.model.eval().reset()
+    clf.model.eval()
+    with torch.no_grad():
+        expected = lm.model(ids)
+        feats = clf.model.body(ids)
+        got = torch.nn.functional.linear(feats, lm.model.encoder.weight, lm.model.decoder_bias)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
 def test_loading_an_encoder_of_another_vocabulary_or_size_is_a_clear_error(tmp_path):
     texts, labels = corpus(120)
     lm = _lm(texts)
