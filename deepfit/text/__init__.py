@@ -1,4 +1,5 @@
-"""Text: tokenizers, vocabularies, reading text files, language-model data, recurrent language models.
+"""Text: tokenizers, vocabularies, reading text files, language-model data, recurrent language models,
+text classifiers (bag of words; an RNN over a language model's encoder, ULMFiT style) and their interpretation.
 
     from deepfit.text import read_text, CharTokenizer, Vocab
 """
