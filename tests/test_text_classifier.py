@@ -358,3 +358,13 @@ def test_bad_input_is_a_clear_error():
         text_classifier_learner(_dls(), method="svm")
     with pytest.raises(TextDataError, match="empty"):
         _learner().predict("  ")
+
+
+def test_bag_of_words_methods_are_handed_over_to_bow():
+    from deepfit.text.bow import BowDataLoaders, BowLearner
+    texts, labels = corpus(200)
+    dls = BowDataLoaders.from_texts(texts, labels, seed=0, device="cpu")
+    learn = text_classifier_learner(dls, method="nbsvm", C=1.0)
+    assert isinstance(learn, BowLearner) and learn.validate()["accuracy"] == 1.0  # the sentiment word decides
+    with pytest.raises(TypeError, match="unexpected options \\['C'\\]"):
+        text_classifier_learner(_dls(), method="rnn", C=1.0)
