@@ -314,6 +314,7 @@ def test_ngram_linear_padding_row_stays_zero():
 
 
 # ---- real data ----------------------------------------------------------------------------------------------
+@pytest.mark.data
 def test_yelp_nbsvm_bigrams_ten_fold(data_path):
     import csv
     f = data_path / "sentiment-sentences" / "yelp_labelled.txt"
