@@ -35,11 +35,12 @@ from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EX
 from .collab import CollabApp
 from .tabular import TabularApp
 from .text import TextLMApp, add_generate_arguments
+from .textclass import TextClassApp
 
 __all__ = ["main", "build_parser", "APPLICATIONS", "Application", "CLIError"]
 
 #: The applications of `deepfit train/lr-find/predict`. A new one is one module and one entry here.
-APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp()]
+APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp(), TextClassApp()]
 
 _EPILOG = """\
 examples:
@@ -48,6 +49,7 @@ examples:
   deepfit train collab u.data --no-header --names user,item,rating,ts --user user --item item --target rating
   deepfit train lm nietzsche.txt --tokenizer char --epochs 5 --out runs/nietzsche
   deepfit generate runs/nietzsche/model.safetensors --prefix "the meaning of " -n 200
+  deepfit train text reviews.csv --text-col review --label-col sentiment --method nbsvm
   deepfit lr-find tabular adult.csv --target salary --plot lr.png
   deepfit predict runs/adult/model.safetensors new.csv --out predictions.csv
   deepfit info runs/adult/model.safetensors

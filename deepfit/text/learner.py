@@ -177,6 +177,39 @@ class LMLearner(Learner):
         idx = probs.argmax()
         return vocab.itos[int(idx)], idx, probs
 
+    # ---- the encoder on its own (ULMFiT: start a classifier or another language model from it) ----------
+    def _encoder_file(self, name: str | Path) -> Path:
+        p = Path(name)
+        if p.suffix == "":
+            p = p.with_suffix(".safetensors")
+        return p if p.is_absolute() or p.parent != Path(".") else self.path / self.model_dir / p
+
+    def save_encoder(self, name: str | Path) -> Path:
+        """Write the embedding and recurrent layers (not the decoder) of an `RNNLanguageModel`, with its
+        sizes and vocabulary, to `path/model_dir/name.safetensors` (or the path given), for
+        `text_classifier_learner(..., encoder=...)` or another language model's `load_encoder`."""
+        from .encoder import save_encoder
+        vocab = getattr(self.dls, "vocab", None)
+        return save_encoder(self.model, self._encoder_file(name), vocab=vocab,
+                            tokenizer=getattr(self.dls, "tokenizer", None))
+
+    def load_encoder(self, name: str | Path, remap_vocab: bool = False) -> "LMLearner":
+        """Load an encoder written by `save_encoder` into this language model (the decoder is kept).
+        With `remap_vocab` the file may have another vocabulary (ULMFiT's stage 2: a model pre-trained on
+        general text, fine-tuned on a task's text): tokens in both get their trained embedding, the
+        others the mean one.
+
+        Raises:
+            EncoderMismatchError: other sizes, or another vocabulary without `remap_vocab`.
+        """
+        from .encoder import load_encoder
+        vocab = getattr(self.dls, "vocab", None)
+        load_encoder(self.model, self._encoder_file(name), itos=vocab.itos if vocab is not None else None,
+                     remap_vocab=remap_vocab)
+        self.opt = None  # no stale optimizer state for the new weights
+        self._reset_model()
+        return self
+
     def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,
                   activation: bool = True) -> tuple[torch.Tensor, ...]:
         """As `Learner.get_preds`, from a fresh hidden state (and leaving a fresh one behind). For an
