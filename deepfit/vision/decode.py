@@ -164,7 +164,7 @@ def decode_image(path: str | os.PathLike | Any, size: int | Sequence[int] | None
         reason = str(e) or type(e).__name__
         if "cannot identify image file" in reason:
             reason = "not an image file (Pillow cannot identify it)"
-        elif "truncated" in reason:
+        elif "truncated" in reason.lower() or "corrupt" in reason.lower():
             reason = f"truncated or corrupt image ({reason})"
         raise ImageDecodeError(f"{name}: {reason}") from None
     if arr.ndim == 2:
