@@ -235,7 +235,7 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
 def _import_applications() -> None:
     # Importing an application registers its models and data pipelines.
     import importlib
-    for mod in ("deepfit.collab", "deepfit.tabular", "deepfit.data.mnist"):
+    for mod in ("deepfit.collab", "deepfit.tabular", "deepfit.data.mnist", "deepfit.vision"):
         try:
             importlib.import_module(mod)
         except ImportError:
