@@ -54,14 +54,17 @@ def get_image_files(folder: str | os.PathLike, recurse: bool = True,
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageDataError(f"{folder} is not a folder.")
-    files = sorted(folder.rglob("*") if recurse else folder.iterdir())
     images, others = [], []
-    for f in files:
-        if not f.is_file() or any(part.startswith(".") for part in f.relative_to(folder).parts):
-            continue
-        if f.name.lower() in _IGNORED_FILES:
-            continue
-        (images if f.suffix.lower() in IMAGE_EXTENSIONS else others).append(f)
+    # os.walk and plain strings: several times faster than pathlib on folders of 100,000 files
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recurse else []
+        for name in files:
+            if name.startswith(".") or name.lower() in _IGNORED_FILES:
+                continue
+            full = os.path.join(top, name)
+            (images if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS else others).append(full)
+    images = [Path(f) for f in sorted(images)]
+    others = [Path(f) for f in sorted(others)]
     if others and on_other != "ignore":
         shown = ", ".join(str(o) for o in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         msg = (f"{len(others)} file(s) in {folder} are not images (by their extension): {shown}")
