@@ -12,6 +12,11 @@ from .augment import (IMAGENET_STATS, Affine, BatchTransform, Brightness, Contra
 from .data import ImageBatchTransform, ImageDataError, ImageDataLoaders, get_image_files, resize_images
 from .decode import ImageDecodeError, decode_image, decode_images
 from .show import show_images
+from .callbacks import ChannelsLast, MixUp, progressive_resize
+from .interpret import ClassificationInterpretation
+from .learner import (AdaptiveConcatPool2d, ImageClassifier, VisionLearner, accuracy_multi, cnn_learner, create_body,
+                      create_head, load_pretrained, vision_learner)
+from .models import ARCHS
 
 register_dls("ImageDataLoaders", ImageDataLoaders.from_state)
 
