@@ -24,3 +24,6 @@ __all__ = ["ImageDataLoaders", "ImageBatchTransform", "ImageDataError", "ImageDe
            "resize_images", "decode_image", "decode_images", "show_images", "IMAGENET_STATS", "Affine",
            "BatchTransform", "Brightness", "Contrast", "Cutout", "Flip", "GeometricTransform", "Normalize",
            "Perspective", "RandomResizedCrop", "Rotate", "Zoom", "apply_tfms", "aug_transforms"]
+__all__ += ["ChannelsLast", "MixUp", "progressive_resize", "ClassificationInterpretation", "AdaptiveConcatPool2d",
+            "ImageClassifier", "VisionLearner", "accuracy_multi", "cnn_learner", "create_body", "create_head",
+            "load_pretrained", "vision_learner", "ARCHS"]
