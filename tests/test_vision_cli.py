@@ -211,3 +211,11 @@ def test_pretrained_body_trains_frozen_then_whole(capsys, tmp_path):
     assert "frozen_phase" in info["summary"] and info["summary"]["normalisation"] == "ImageNet"
     lr = info["summary"]["lr"]
     assert isinstance(lr, list) and len(lr) == 3 and lr[0] < lr[1] < lr[2]
+
+
+def test_lr_find_vision(capsys, tmp_path):
+    root = write_folder(tmp_path / "e", n_train=8, n_valid=2)
+    code, stdout, err = run_cli(capsys, "lr-find", "vision", root, "--arch", "simple_cnn", "--size", "16", "--bs", "4",
+                                "--num-it", "10", "--device", "cpu", "--plot", tmp_path / "lr.png", "-q")
+    assert code == 0, err
+    assert "valley" in stdout and (tmp_path / "lr.png").is_file()

@@ -230,6 +230,21 @@ def test_augmentation_only_on_training_batches_and_repeatable(folder: Path):
     assert not torch.equal(a[0], next(iter(plain.train))[0])
 
 
+def test_loader_state_resumes_the_augmentation_exactly(folder: Path):
+    kw = dict(size=16, bs=4, device="cpu", batch_tfms=aug_transforms(max_warp=0.3))
+    torch.manual_seed(1)
+    d = ImageDataLoaders.from_folder(folder, **kw)  # seed None: generators drawn from torch's RNG
+    it = iter(d.train)
+    next(it), next(it)
+    state = d.train.state_dict()
+    expected = next(it)
+    torch.manual_seed(2)  # another run's random numbers...
+    d2 = ImageDataLoaders.from_folder(folder, **kw)
+    d2.train.load_state_dict(state)  # ...until it loads the checkpointed state
+    got = next(iter(d2.train))
+    assert torch.equal(got[1], expected[1]) and torch.equal(got[0], expected[0])
+
+
 # ---- from_csv / from_df --------------------------------------------------------------------------------
 def test_from_csv_single_and_multi_label(folder: Path):
     files = sorted((folder / "train").rglob("*.*"))
@@ -363,3 +378,16 @@ def test_cifar10_test_folder_decodes(data_path: Path):
     files = get_image_files(root / "test")[::10]  # 1,000 of the 10,000 test images
     arr, bad = decode_images(files, 32)
     assert arr.shape == (len(files), 3, 32, 32) and not bad and 80 < arr.mean() < 180
+
+
+@pytest.mark.data
+def test_mnist_from_arrays(data_path: Path):
+    from deepfit.data.mnist import find_mnist, load_mnist
+    folder = find_mnist(data_path)
+    if folder is None:
+        pytest.skip(f"no MNIST files under {data_path}")
+    x, y = load_mnist(folder)
+    d = ImageDataLoaders.from_arrays(x, y, valid_pct=0.2, seed=42, bs=128, device="cpu")
+    assert d.vocab == [str(i) for i in range(10)] and d.channels == 1 and d.size == (28, 28)
+    assert d.train.n == 8000 and d.valid.n == 2000
+    assert 0.12 < d.mean[0] < 0.14 and 0.29 < d.std[0] < 0.32  # MNIST's well-known statistics

@@ -33,7 +33,7 @@ from .augment import IMAGENET_STATS, BatchTransform, apply_tfms
 from .decode import (IMAGE_EXTENSIONS, RESIZE_MODES, DecodeFailure, ImageDecodeError, decode_image, decode_images,
                      failure_message, to_uint8_array)
 
-__all__ = ["ImageDataLoaders", "ImageBatchTransform", "ImageDataError", "get_image_files", "resize_images"]
+__all__ = ["ImageDataLoaders", "ImageDataLoader", "ImageBatchTransform", "ImageDataError", "get_image_files", "resize_images"]
 
 OnError = Literal["raise", "skip"]
 NormalizeArg = Literal["data", "imagenet"] | None | tuple
@@ -93,12 +93,16 @@ class ImageBatchTransform:
                  seed: int | None = None) -> None:
         self.tfms, self.normalize, self.seed = list(tfms or []), normalize, seed
         self._gen: torch.Generator | None = None
+        self._pending: torch.Tensor | None = None  # a generator state to restore (exact resume)
 
     def generator(self, device: torch.device) -> torch.Generator:
         """The augmentation's random generator, on `device`."""
         if self._gen is None or self._gen.device != device:
             seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, (1,)))
             self._gen = torch.Generator(device=device).manual_seed(seed)
+            if self._pending is not None:
+                self._gen.set_state(self._pending)
+                self._pending = None
         return self._gen
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,11 +118,33 @@ class ImageBatchTransform:
         return (x, *batch[1:])
 
     def state_dict(self) -> dict[str, Any]:
-        """The generator's state (for exact resume)."""
-        return {"gen": self._gen.get_state() if self._gen is not None else None}
+        """The generator's state (for exact resume; None before the first augmented batch)."""
+        gen = self._gen.get_state() if self._gen is not None else self._pending
+        return {"gen": gen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the augmentation's random stream from `state_dict`'s output."""
+        gen = state.get("gen")
+        self._gen, self._pending = None, (gen.cpu() if isinstance(gen, torch.Tensor) else None)
 
     def __repr__(self) -> str:
         return f"ImageBatchTransform(tfms={self.tfms}, normalize={self.normalize})"
+
+
+class ImageDataLoader(DataLoader):
+    """A `DataLoader` whose exact-resume state (`state_dict`) also holds the random generator of its
+    augmentation, so that a run resumed from a checkpoint sees the same augmented batches."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if isinstance(self.after_batch, ImageBatchTransform):
+            state["augment"] = self.after_batch.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if isinstance(self.after_batch, ImageBatchTransform) and "augment" in state:
+            self.after_batch.load_state_dict(state["augment"])
 
 
 # ---- resizing tensors ----------------------------------------------------------------------------------
@@ -834,8 +860,8 @@ def _assemble(x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor, y_va: 
     # a final training batch of a single image breaks batch-norm: drop only that case
     drop_last = len(x_tr) % bs == 1 and len(x_tr) > bs
     where = "cpu" if memmap else device  # a memory-mapped cache stays on disk; batches are copied over
-    train = DataLoader(x_tr, y_tr, bs=bs, shuffle=True, drop_last=drop_last, device=where, seed=seed,
-                       after_batch=train_tfm, n_inp=1)
+    train = ImageDataLoader(x_tr, y_tr, bs=bs, shuffle=True, drop_last=drop_last, device=where, seed=seed,
+                            after_batch=train_tfm, n_inp=1)
     valid = None
     if len(x_va):
         valid = DataLoader(x_va, y_va, bs=val_bs or 2 * bs, device=where, after_batch=valid_tfm, n_inp=1)
