@@ -167,8 +167,8 @@ def test_train_bad_folders_are_exit_2_naming_the_file(capsys, tmp_path):
 
 def test_valid_none_and_labels_csv_multi_label(capsys, tmp_path):
     root = write_folder(tmp_path / "b", n_train=8, n_valid=2)
-    code, stdout, err = run_cli(capsys, "train", "vision", root, "--valid", "none", "--valid-pct", "0.25", "--epochs", "1",
-                                "--out", tmp_path / "r1", *FAST)
+    code, stdout, err = run_cli(capsys, "train", "vision", root, "--valid", "none", "--valid-pct", "0.25",
+                                "--epochs", "1", "--out", tmp_path / "r1", *FAST)
     assert code == 0, err
     assert json.loads((tmp_path / "r1" / "run.json").read_text())["summary"]["images"] == 16
     files = sorted((root / "train").rglob("*.*"))
@@ -204,8 +204,8 @@ def test_pretrained_body_trains_frozen_then_whole(capsys, tmp_path):
     root = write_folder(tmp_path / "d", n_train=8, n_valid=3)
     w = tmp_path / "simple.pth"
     torch.save(simple_cnn(n_out=1000).state_dict(), w)
-    code, stdout, err = run_cli(capsys, "train", "vision", root, "--pretrained", w, "--epochs", "1", "--freeze-epochs", "1",
-                                "--out", tmp_path / "r", *FAST)
+    code, stdout, err = run_cli(capsys, "train", "vision", root, "--pretrained", w, "--epochs", "1",
+                                "--freeze-epochs", "1", "--out", tmp_path / "r", *FAST)
     assert code == 0, err
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert "frozen_phase" in info["summary"] and info["summary"]["normalisation"] == "ImageNet"

@@ -202,11 +202,11 @@ def test_memory_mapped_cache_is_written_once_and_reused(folder: Path, tmp_path: 
     d1 = ImageDataLoaders.from_folder(folder, size=16, cache=cache, device="cpu", seed=0)
     assert cache.is_file() and json.loads((cache.parent / "shapes.npy.json").read_text())["fingerprint"]
     mtime = cache.stat().st_mtime_ns
-    import deepfit.vision.data as vdata
+    import deepfit.vision.sources as vsources
 
     def boom(*a, **k):
         raise AssertionError("decoded again")
-    monkeypatch.setattr(vdata, "decode_images", boom)
+    monkeypatch.setattr(vsources, "decode_images", boom)
     d2 = ImageDataLoaders.from_folder(folder, size=16, cache=cache, device="cpu", seed=0)
     assert cache.stat().st_mtime_ns == mtime
     assert torch.equal(d1.train.tensors[0], d2.train.tensors[0])

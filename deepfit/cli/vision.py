@@ -50,12 +50,12 @@ def _warnings_to(console: Console) -> Iterator[None]:
 
 def _cli_message(msg: str) -> str:
     """A library message with the Python argument it suggests replaced by the command-line flag."""
-    return (msg.replace("skip them (on_error='skip', --skip-bad on the command line)", "pass --skip-bad to leave them out")
-            .replace("skip them (on_error='skip')", "pass --skip-bad to leave them out")
+    return (msg.replace("skip them (on_error='skip')", "pass --skip-bad to leave them out")
             .replace("on_error='skip'", "--skip-bad")
             .replace("pass valid='name of the folder', or hold out part of the training images with valid_pct=0.2",
                      "pass --valid NAME, or --valid none to hold out --valid-pct of the training images")
-            .replace("lower `valid_pct`", "lower --valid-pct"))
+            .replace("lower `valid_pct`", "lower --valid-pct")
+            .replace("Check `path`/`folder`/`suff`", "Check FOLDER and --image-folder"))
 
 
 class VisionApp(Application):
@@ -187,7 +187,8 @@ class VisionApp(Application):
         if args.arch not in ARCHS:
             from .base import closest
             sugg = closest(args.arch, list(ARCHS))
-            raise CLIError(f"--arch {args.arch!r} is not a known architecture{f'; did you mean {sugg!r}?' if sugg else ''} "
+            did = f"; did you mean {sugg!r}?" if sugg else "."
+            raise CLIError(f"--arch {args.arch!r} is not a known architecture{did} "
                            f"Known: {', '.join(ARCHS)}")
         try:
             dls = self._dls(args, console)

@@ -318,7 +318,8 @@ def _resample(x: torch.Tensor, m: torch.Tensor, size: tuple[int, int], pad_mode:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=pad_mode, align_corners=False)
 
 
-def apply_tfms(x: torch.Tensor, tfms: Sequence[BatchTransform], generator: torch.Generator | None = None) -> torch.Tensor:
+def apply_tfms(x: torch.Tensor, tfms: Sequence[BatchTransform],
+               generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply `tfms` in order to the float batch `x` (N, C, H, W); runs of geometric transforms are
     combined into one matrix per image and resampled once (with the first one's `pad_mode` and the
     last `size` given)."""

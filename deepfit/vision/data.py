@@ -15,67 +15,27 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data.core import DataLoader, DataLoaders, split_indices
 from ..data.transforms import Normalize
-from ..utils import atomic_path, check_positive, default_device
+from ..utils import check_positive, default_device
 from .augment import IMAGENET_STATS, BatchTransform, apply_tfms
-from .decode import (IMAGE_EXTENSIONS, RESIZE_MODES, DecodeFailure, ImageDecodeError, decode_image, decode_images,
-                     failure_message, to_uint8_array)
+from .decode import RESIZE_MODES, ImageDecodeError, decode_image, decode_images, failure_message, to_uint8_array
+from .sources import (ImageDataError, OnError, check_hw, check_on_error, class_folders, column_of, decode_cached,
+                      get_image_files,
+                      labels_from_array, multi_hot, report_failures, resize_images, scan_classes, split_labels,
+                      to_grey)
 
-__all__ = ["ImageDataLoaders", "ImageDataLoader", "ImageBatchTransform", "ImageDataError", "get_image_files", "resize_images"]
+__all__ = ["ImageDataLoaders", "ImageDataLoader", "ImageBatchTransform", "ImageDataError", "get_image_files",
+           "resize_images"]
 
-OnError = Literal["raise", "skip"]
 NormalizeArg = Literal["data", "imagenet"] | None | tuple
-_IGNORED_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
-
-
-class ImageDataError(ValueError):
-    """Image data that cannot be used as given (empty class folder, one class, non-image files, a label
-    file naming missing images...); the message names the folder or file and what to do."""
-
-
-# ---- finding files -------------------------------------------------------------------------------------
-def get_image_files(folder: str | os.PathLike, recurse: bool = True,
-                    on_other: Literal["raise", "skip", "ignore"] = "ignore") -> list[Path]:
-    """The image files under `folder` (by extension, sorted). Hidden files and system files
-    (Thumbs.db, desktop.ini) are always left out; other non-image files are left out silently
-    (``"ignore"``), with a warning (``"skip"``), or raise an `ImageDataError` naming them (``"raise"``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageDataError(f"{folder} is not a folder.")
-    images, others = [], []
-    # os.walk and plain strings: several times faster than pathlib on folders of 100,000 files
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recurse else []
-        for name in files:
-            if name.startswith(".") or name.lower() in _IGNORED_FILES:
-                continue
-            full = os.path.join(top, name)
-            (images if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS else others).append(full)
-    images = [Path(f) for f in sorted(images)]
-    others = [Path(f) for f in sorted(others)]
-    if others and on_other != "ignore":
-        shown = ", ".join(str(o) for o in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-        msg = (f"{len(others)} file(s) in {folder} are not images (by their extension): {shown}")
-        if on_other == "raise":
-            raise ImageDataError(msg + ". Move them out of the image folders, or skip them (on_error='skip').")
-        warnings.warn(msg + "; they are left out.", stacklevel=3)
-    return images
-
-
-def _class_folders(root: Path, what: str) -> list[Path]:
-    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
 # ---- the per-batch pipeline ----------------------------------------------------------------------------
@@ -145,47 +105,6 @@ class ImageDataLoader(DataLoader):
         super().load_state_dict(state)
         if isinstance(self.after_batch, ImageBatchTransform) and "augment" in state:
             self.after_batch.load_state_dict(state["augment"])
-
-
-# ---- resizing tensors ----------------------------------------------------------------------------------
-def _hw(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size > 0:
-        return int(size), int(size)
-    if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and s > 0
-                                                                   for s in size):
-        return int(size[0]), int(size[1])
-    raise ValueError(f"`size` must be a positive int or a (height, width) pair; received size={size!r}.")
-
-
-def resize_images(x: torch.Tensor, size: int | Sequence[int], resize: str = "crop", chunk: int = 4096) -> torch.Tensor:
-    """Resize uint8 images (N, C, H, W) to `size` as the decoder does (``crop``, ``squash``, ``pad``),
-    with antialiased bilinear interpolation, in chunks; returns uint8."""
-    h, w = _hw(size)
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"`resize` must be one of {RESIZE_MODES}; received resize={resize!r}.")
-    H, W = x.shape[-2:]
-    if (H, W) == (h, w):
-        return x
-    if resize == "squash":
-        th, tw = h, w
-    elif resize == "crop":
-        s = max(h / H, w / W)
-        th, tw = max(h, round(H * s)), max(w, round(W * s))
-    else:
-        s = min(h / H, w / W)
-        th, tw = max(1, round(H * s)), max(1, round(W * s))
-    out = torch.zeros(len(x), x.shape[1], h, w, dtype=torch.uint8)
-    for lo in range(0, len(x), chunk):
-        xb = torch.as_tensor(x[lo:lo + chunk]).float()
-        r = F.interpolate(xb, size=(th, tw), mode="bilinear", align_corners=False, antialias=(th < H or tw < W))
-        r = r.round_().clamp_(0, 255).to(torch.uint8)
-        if resize == "pad":
-            top, left = (h - th) // 2, (w - tw) // 2
-            out[lo:lo + chunk, :, top:top + th, left:left + tw] = r
-        else:
-            top, left = (th - h) // 2, (tw - w) // 2
-            out[lo:lo + chunk] = r[:, :, top:top + h, left:left + w]
-    return out
 
 
 # ---- the DataLoaders -----------------------------------------------------------------------------------
@@ -278,7 +197,7 @@ class ImageDataLoaders(DataLoaders):
             paths = [Path(i) for i in items]
             x, bad = decode_images(paths, self.size, self.resize, self.channels, num_workers=num_workers)
             if bad:
-                keep = _report_failures(bad, len(paths), on_error)
+                keep = report_failures(bad, len(paths), on_error)
                 x, paths = x[keep], [paths[i] for i in keep]
             return torch.from_numpy(x), paths
         if isinstance(items, Image.Image):
@@ -288,7 +207,7 @@ class ImageDataLoaders(DataLoaders):
                                               for i in items])), None
         x = torch.from_numpy(to_uint8_array(items, "images"))
         if x.shape[1] != self.channels:
-            x = x.expand(-1, 3, -1, -1).contiguous() if self.channels == 3 else _to_grey(x)
+            x = x.expand(-1, 3, -1, -1).contiguous() if self.channels == 3 else to_grey(x)
         return resize_images(x, self.size, self.resize), None
 
     def test_dl(self, items: Any, labels: Any = None, bs: int | None = None, on_error: OnError = "raise",
@@ -317,7 +236,7 @@ class ImageDataLoaders(DataLoaders):
         if len(labels) != n:
             raise ValueError(f"{len(labels)} labels for {n} images.")
         if self.multi_label:
-            return torch.from_numpy(_multi_hot([_split(lb, ";") for lb in labels], self.vocab))
+            return torch.from_numpy(multi_hot([split_labels(lb, ";") for lb in labels], self.vocab))
         index = {v: i for i, v in enumerate(self.vocab)}
         out = []
         for lb in labels:
@@ -355,14 +274,14 @@ class ImageDataLoaders(DataLoaders):
         src = self._source
         if not src:
             raise ValueError("These loaders were rebuilt from an export and hold no data to resize.")
-        h, w = _hw(size)
+        h, w = check_hw(size)
         kind = src["kind"]
         if kind == "files":
             cache = src.get("cache")
             if cache is not None:
                 cache = Path(cache)
                 cache = cache.with_name(f"{cache.stem}-{h}x{w}{cache.suffix}")
-            x, bad = _decode_cached(src["items"], (h, w), self.resize, self.channels, cache, src.get("num_workers"))
+            x, bad = decode_cached(src["items"], (h, w), self.resize, self.channels, cache, src.get("num_workers"))
             if bad:  # the files changed since: say so
                 raise ImageDecodeError(failure_message(bad, len(src["items"])))
             x_all = torch.from_numpy(x)
@@ -392,7 +311,8 @@ class ImageDataLoaders(DataLoaders):
         c = int(meta.get("channels", 3))
         norm = None
         if meta.get("mean") is not None:
-            norm = Normalize(torch.tensor(meta["mean"]).reshape(1, c, 1, 1), torch.tensor(meta["std"]).reshape(1, c, 1, 1),
+            shape = (1, c, 1, 1)
+            norm = Normalize(torch.tensor(meta["mean"]).reshape(shape), torch.tensor(meta["std"]).reshape(shape),
                              meta.get("eps") or 1e-7)
         multi = bool(meta.get("multi_label", False))
         y = torch.zeros(0, len(meta["vocab"])) if multi else torch.zeros(0, dtype=torch.long)
@@ -435,11 +355,11 @@ class ImageDataLoaders(DataLoaders):
         root = Path(path)
         if not root.is_dir():
             raise ImageDataError(f"No image folder at {root}.")
-        _check_on_error(on_error)
+        check_on_error(on_error)
         tr_dir = root / train
         va_dir: Path | None = None
         if not tr_dir.is_dir():
-            classes_here = _class_folders(root, "class")
+            classes_here = class_folders(root, "class")
             if not classes_here:
                 raise ImageDataError(f"{root} has neither a {train!r} folder nor class folders (one folder of "
                                      "images per class).")
@@ -453,9 +373,9 @@ class ImageDataLoaders(DataLoaders):
             if not va_dir.is_dir():
                 raise ImageDataError(f"{root} has no {valid!r} folder for validation images; pass valid='name of "
                                      "the folder', or hold out part of the training images with valid_pct=0.2.")
-        tr_items, tr_labels, vocab = _scan_classes(tr_dir, on_error)
+        tr_items, tr_labels, vocab = scan_classes(tr_dir, on_error)
         if va_dir is not None:
-            va_items, va_labels, va_vocab = _scan_classes(va_dir, on_error, allow_empty=True, min_classes=1)
+            va_items, va_labels, va_vocab = scan_classes(va_dir, on_error, allow_empty=True, min_classes=1)
             unknown = sorted(set(va_vocab) - set(vocab))
             if unknown:
                 raise ImageDataError(f"{va_dir} has class folder(s) {', '.join(unknown)} that are not in {tr_dir} "
@@ -491,10 +411,10 @@ class ImageDataLoaders(DataLoaders):
         import pandas as pd
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"from_df expects a pandas DataFrame; received {type(df).__name__}.")
-        _check_on_error(on_error)
+        check_on_error(on_error)
         cols = list(df.columns)
-        fn = _column(df, fn_col, "fn_col")
-        lb = _column(df, label_col, "label_col")
+        fn = column_of(df, fn_col, "fn_col")
+        lb = column_of(df, label_col, "label_col")
         base = Path(path) / folder if folder else Path(path)
         names = df[fn]
         if names.isna().any():
@@ -505,15 +425,16 @@ class ImageDataLoaders(DataLoaders):
         if missing:
             shown = ", ".join(f"row {r}: {p}" for r, p in missing[:5])
             raise ImageDataError(f"{len(missing)} image file(s) named in column {fn!r} do not exist ({shown}"
-                                 f"{' ...' if len(missing) > 5 else ''}). Check `path`/`folder`/`suff`; columns: {cols}.")
+                                 f"{' ...' if len(missing) > 5 else ''}). Check `path`/`folder`/`suff`; columns: "
+                                 f"{cols}.")
         labels = df[lb]
         multi = label_delim is not None
         if multi:
-            lists = [_split(v, label_delim) for v in labels]
+            lists = [split_labels(v, label_delim) for v in labels]
             vocab = sorted({t for ls in lists for t in ls})
             if not vocab:
                 raise ImageDataError(f"Column {lb!r} has no labels at all.")
-            y = torch.from_numpy(_multi_hot(lists, vocab))
+            y = torch.from_numpy(multi_hot(lists, vocab))
         else:
             if labels.isna().any():
                 rows = df.index[labels.isna()][:5].tolist()
@@ -525,7 +446,7 @@ class ImageDataLoaders(DataLoaders):
                                      "least two.")
             y = torch.from_numpy(pd.Index(vocab).get_indexer(text).astype(np.int64))
         if valid_col is not None:
-            vc = _column(df, valid_col, "valid_col")
+            vc = column_of(df, valid_col, "valid_col")
             is_valid = df[vc].astype(bool).to_numpy()
             va_idx, tr_idx = np.nonzero(is_valid)[0], np.nonzero(~is_valid)[0]
         else:
@@ -579,7 +500,7 @@ class ImageDataLoaders(DataLoaders):
             >>> dls = ImageDataLoaders.from_arrays(x_uint8, y, valid_pct=0.2, seed=42, bs=128)
         """
         xt = torch.from_numpy(to_uint8_array(x, "x"))
-        yt, vocab, multi = _labels_from_array(y, classes, "y")
+        yt, vocab, multi = labels_from_array(y, classes, "y")
         if len(xt) != len(yt):
             raise ValueError(f"`x` has {len(xt)} images but `y` has {len(yt)} labels.")
         if valid_x is not None:
@@ -589,7 +510,7 @@ class ImageDataLoaders(DataLoaders):
             if xv.shape[1:] != xt.shape[1:]:
                 raise ValueError(f"`valid_x` images are {tuple(xv.shape[1:])}, `x` images {tuple(xt.shape[1:])}; "
                                  "they must have the same channels and size.")
-            yv, _, _ = _labels_from_array(valid_y, vocab, "valid_y")
+            yv, _, _ = labels_from_array(valid_y, vocab, "valid_y")
             if len(xv) != len(yv):
                 raise ValueError(f"`valid_x` has {len(xv)} images but `valid_y` has {len(yv)} labels.")
         else:
@@ -599,7 +520,7 @@ class ImageDataLoaders(DataLoaders):
         if len(xt) == 0:
             raise ValueError("No training images.")
         channels = xt.shape[1]
-        hw = _hw(size) if size is not None else (xt.shape[2], xt.shape[3])
+        hw = check_hw(size) if size is not None else (xt.shape[2], xt.shape[3])
         x_all = torch.cat([xt, xv])
         y_all = torch.cat([yt, yv])
         source = {"kind": "arrays", "x": x_all, "y": y_all, "n_train": len(xt), "seed": seed}
@@ -613,169 +534,22 @@ class ImageDataLoaders(DataLoaders):
                 f"{self.channels}x{self.size[0]}x{self.size[1]}, device={self.device})")
 
 
-# ---- helpers -------------------------------------------------------------------------------------------
-def _check_on_error(on_error: str) -> None:
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"`on_error` must be 'raise' or 'skip'; received on_error={on_error!r}.")
-
-
-def _column(df: Any, col: int | str, arg: str) -> str:
-    cols = list(df.columns)
-    if isinstance(col, (int, np.integer)) and not isinstance(col, bool) and col not in cols:
-        if not 0 <= col < len(cols):
-            raise ImageDataError(f"`{arg}`={col} is not a column position of the table (it has {len(cols)} columns).")
-        return cols[col]
-    if col not in cols:
-        raise ImageDataError(f"`{arg}`={col!r} is not a column of the table; columns are {cols}.")
-    return col
-
-
-def _split(v: Any, delim: str) -> list[str]:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return []
-    return [t for t in str(v).split(delim) if t.strip()]
-
-
-def _multi_hot(lists: Sequence[Sequence[str]], vocab: Sequence[str]) -> np.ndarray:
-    index = {v: i for i, v in enumerate(vocab)}
-    out = np.zeros((len(lists), len(vocab)), dtype=np.float32)
-    for r, ls in enumerate(lists):
-        for t in ls:
-            if t not in index:
-                raise ValueError(f"Label {t!r} is not one of the classes ({', '.join(list(vocab)[:10])}).")
-            out[r, index[t]] = 1.0
-    return out
-
-
-def _to_grey(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)
-    return (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-
-
-def _labels_from_array(y: Any, classes: Sequence[Any] | None, name: str) -> tuple[torch.Tensor, list[str], bool]:
-    """(targets, vocab, multi_label) from labels given as indices, names, or multi-hot rows."""
-    arr = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
-    if arr.ndim == 2:  # multi-hot
-        vocab = [str(c) for c in classes] if classes is not None else [str(i) for i in range(arr.shape[1])]
-        if arr.shape[1] != len(vocab):
-            raise ValueError(f"`{name}` has {arr.shape[1]} columns (multi-hot) but there are {len(vocab)} classes.")
-        return torch.from_numpy(arr.astype(np.float32)), vocab, True
-    if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be one label per image (N,) or multi-hot (N, classes); received shape "
-                         f"{arr.shape}.")
-    if classes is not None:
-        vocab = [str(c) for c in classes]
-        if np.issubdtype(arr.dtype, np.integer):
-            if len(arr) and (arr.min() < 0 or arr.max() >= len(vocab)):
-                raise ValueError(f"`{name}` holds class indices from {arr.min()} to {arr.max()}, but there are "
-                                 f"{len(vocab)} classes.")
-            return torch.from_numpy(arr.astype(np.int64)), vocab, False
-        index = {v: i for i, v in enumerate(vocab)}
-        bad = sorted({str(v) for v in arr if str(v) not in index})
-        if bad:
-            raise ValueError(f"`{name}` holds label(s) {bad[:5]} that are not among the classes {vocab[:10]}.")
-        return torch.tensor([index[str(v)] for v in arr], dtype=torch.long), vocab, False
-    if np.issubdtype(arr.dtype, np.floating):
-        if len(arr) and not np.all(arr == np.round(arr)):
-            raise ValueError(f"`{name}` holds fractional numbers; class labels must be whole numbers or names.")
-        arr = arr.astype(np.int64)
-    uniq = sorted(set(arr.tolist()))
-    vocab = [str(u) for u in uniq]
-    index = {u: i for i, u in enumerate(uniq)}
-    return torch.tensor([index[v] for v in arr.tolist()], dtype=torch.long), vocab, False
-
-
-def _scan_classes(folder: Path, on_error: str, allow_empty: bool = False,
-                  min_classes: int = 2) -> tuple[list[Path], list[str], list[str]]:
-    """(files, their class names, sorted class names) of a folder holding one folder per class."""
-    dirs = _class_folders(folder, "class")
-    loose = [f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
-             and f.name.lower() not in _IGNORED_FILES]
-    if loose and on_error == "raise":
-        shown = ", ".join(str(f) for f in loose[:5])
-        raise ImageDataError(f"{folder} holds file(s) outside the class folders ({shown}); every image must be in "
-                             "the folder of its class. Move them, or skip them (on_error='skip', --skip-bad).")
-    if len(dirs) < min_classes:
-        what = "no class folder" if not dirs else f"only one class folder ({dirs[0].name})"
-        raise ImageDataError(f"{folder} has {what}: a classifier needs one folder of images per class, and at least "
-                             "two classes.")
-    items: list[Path] = []
-    labels: list[str] = []
-    on_other = "raise" if on_error == "raise" else "skip"
-    for d in dirs:
-        files = get_image_files(d, on_other=on_other)
-        if not files and not allow_empty:
-            raise ImageDataError(f"The class folder {d} holds no images; add images or remove the folder.")
-        items += files
-        labels += [d.name] * len(files)
-    return items, labels, [d.name for d in dirs]
-
-
-def _report_failures(bad: list[DecodeFailure], total: int, on_error: str) -> list[int]:
-    """Raise for `on_error='raise'`; else warn and return the indices kept."""
-    if on_error == "raise":
-        raise ImageDecodeError(failure_message(bad, total, "Remove or replace them, or skip them (on_error='skip', "
-                                                           "--skip-bad on the command line)."))
-    warnings.warn(failure_message(bad, total, "They are left out."), stacklevel=3)
-    dropped = {f.index for f in bad}
-    return [i for i in range(total) if i not in dropped]
-
-
-def _fingerprint(items: Sequence[Path], size: tuple[int, int], resize: str, channels: int) -> str:
-    h = hashlib.sha1(f"{size}|{resize}|{channels}|{len(items)}".encode())
-    for p in items:
-        try:
-            st = os.stat(p)
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{p}|missing\n".encode())
-    return h.hexdigest()
-
-
-def _decode_cached(items: Sequence[Path], size: tuple[int, int], resize: str, channels: int,
-                   cache: Path | None, num_workers: int | None) -> tuple[np.ndarray, list[DecodeFailure]]:
-    """Decode `items` into memory, or into the memory-mapped `cache` (.npy) reused when its fingerprint
-    (files, sizes, times, settings) matches."""
-    if cache is None:
-        return decode_images(items, size, resize, channels, num_workers=num_workers)
-    cache = Path(cache)
-    meta_file = cache.with_name(cache.name + ".json")
-    fp = _fingerprint(items, size, resize, channels)
-    if cache.is_file() and meta_file.is_file():
-        try:
-            meta = json.loads(meta_file.read_text())
-            if meta.get("fingerprint") == fp:
-                arr = np.load(cache, mmap_mode="c")
-                if arr.shape == (len(items), channels, *size):
-                    return arr, [DecodeFailure(**f) for f in meta.get("failures", [])]
-        except (ValueError, OSError, TypeError):
-            pass  # an unreadable cache is rebuilt
-    with atomic_path(cache, suffix=".npy") as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(items), channels, *size))
-        _, bad = decode_images(items, size, resize, channels, out=out, num_workers=num_workers)
-        out.flush()
-        del out
-    with atomic_path(meta_file) as tmp:
-        tmp.write_text(json.dumps({"fingerprint": fp, "failures": [vars(f) for f in bad]}))
-    return np.load(cache, mmap_mode="c"), bad
-
-
 def _from_files(tr_items: list[Path], va_items: list[Path], y: torch.Tensor, vocab: list[str], multi: bool,
                 size: int | Sequence[int], resize: str, channels: int, bs: int, val_bs: int | None,
                 batch_tfms: Sequence[BatchTransform] | None, normalize: NormalizeArg, cache: Any,
                 num_workers: int | None, on_error: str, seed: int | None,
                 device: torch.device | str | None) -> ImageDataLoaders:
-    hw = _hw(size)
+    hw = check_hw(size)
     if resize not in RESIZE_MODES:
         raise ValueError(f"`resize` must be one of {RESIZE_MODES}; received resize={resize!r}.")
     if channels not in (1, 3):
         raise ValueError(f"`channels` must be 1 (grey) or 3 (RGB); received channels={channels!r}.")
     check_positive("bs", bs)
     items = list(tr_items) + list(va_items)
-    x, bad = _decode_cached(items, hw, resize, channels, Path(cache) if cache is not None else None, num_workers)
+    x, bad = decode_cached(items, hw, resize, channels, Path(cache) if cache is not None else None, num_workers)
     n_tr = len(tr_items)
     if bad:
-        keep = _report_failures(bad, len(items), on_error)
+        keep = report_failures(bad, len(items), on_error)
         keep_t = torch.tensor(keep, dtype=torch.long)
         n_tr = sum(1 for i in keep if i < len(tr_items))
         x = np.ascontiguousarray(x[keep]) if cache is None else x[keep]  # a copy: the cache keeps every file
