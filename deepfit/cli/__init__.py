@@ -423,7 +423,6 @@ def _cmd_predict_files(args: argparse.Namespace, console: Console, model: Path) 
     app = app_for_file(model)
     inputs = [Path(p) for p in args.file]
     check_image_inputs(inputs)
-    import deepfit.vision.learner  # noqa: F401 - registers the image models for load_learner
     out = args.out if args.out is not None else default_predictions_name(inputs)
     _check_output_file(out, [p for p in inputs if p.is_file()] + [model])
     with console.step("loading the model"):

@@ -175,6 +175,9 @@ class VisionApp(Application):
             if has_train and not has_valid and args.valid != "valid":
                 raise CLIError(f"{folder} has no {args.valid!r} folder of validation images; pass --valid NAME, or "
                                "--valid none to hold out --valid-pct of the training images")
+            if has_train and not has_valid:
+                console.info(f"{folder} has no valid or test folder: holding out {args.valid_pct:.0%} of the "
+                             "training images at random (--valid-pct)")
             return ImageDataLoaders.from_folder(folder, train=args.train_folder,
                                                 valid=args.valid if has_valid else None,
                                                 valid_pct=None if has_valid else args.valid_pct, **common)
@@ -219,8 +222,9 @@ class VisionApp(Application):
         return Prepared(learn, desc, facts, "classification", extra={"pretrained": args.pretrained is not None})
 
     def train(self, args: argparse.Namespace, run: RunDir, prepared: Prepared, console: Console) -> dict[str, Any]:
-        """With --pretrained: --freeze-epochs of the head alone, then the whole network with discriminative
-        rates (lr/100 .. lr over the three layer groups); otherwise the standard one-cycle training."""
+        """With --pretrained: --freeze-epochs of the head alone at --lr, then the whole network with
+        discriminative rates (lr/200 .. lr/2 over the layer groups, as `fine_tune` does; with --lr auto, the
+        rate found by lr_find for every group); otherwise the standard one-cycle training."""
         learn = prepared.learn
         if not prepared.extra.get("pretrained") or getattr(args, "resume", False):
             if prepared.extra.get("pretrained"):
