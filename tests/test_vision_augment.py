@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from deepfit.vision.augment import (Affine, Brightness, Contrast, Cutout, Flip, Perspective, RandomResizedCrop, Rotate,
-                                    Zoom, _Rot90, apply_tfms, aug_transforms, homography)
+from deepfit.vision.augment import (Affine, Brightness, Contrast, Cutout, Flip, Perspective, RandomCrop,
+                                    RandomResizedCrop, Rotate, Zoom, _Rot90, apply_tfms, aug_transforms, homography)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,6 +76,19 @@ def test_random_resized_crop_output_size_and_crop_contents():
     # a quarter of the area, square: a 16x16 window shown at 16x16 -> neighbours differ by exactly 1
     d = y[..., 1:-1].diff(dim=-1)
     torch.testing.assert_close(d, torch.ones_like(d), atol=1e-4, rtol=0)
+
+
+def test_random_crop_is_a_whole_pixel_window_of_the_padded_image():
+    x = torch.rand(16, 3, 8, 8)
+    y = RandomCrop(padding=2)(x, gen())
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    for i in range(16):  # each output is exactly one of the 5x5 possible windows
+        assert any(torch.equal(y[i], padded[i, :, t:t + 8, l:l + 8]) for t in range(5) for l in range(5))
+    assert len({y[i].sum().item() - x[i].sum().item() for i in range(16)}) > 1  # offsets drawn per image
+    assert torch.equal(RandomCrop(padding=0)(x, gen()), x)
+    assert RandomCrop(size=6, padding=0)(x, gen()).shape == (16, 3, 6, 6)
+    z = RandomCrop(padding=3, pad_mode="zeros")(torch.ones(32, 1, 4, 4), gen())
+    assert float(z.min()) == 0.0 and float(z.max()) == 1.0
 
 
 def test_homography_maps_the_four_points():

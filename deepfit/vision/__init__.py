@@ -8,7 +8,7 @@ Example:
 """
 from ..export import register_dls
 from .augment import (IMAGENET_STATS, Affine, BatchTransform, Brightness, Contrast, Cutout, Flip, GeometricTransform,
-                      Normalize, Perspective, RandomResizedCrop, Rotate, Zoom, apply_tfms, aug_transforms)
+                      Normalize, Perspective, RandomCrop, RandomResizedCrop, Rotate, Zoom, apply_tfms, aug_transforms)
 from .data import ImageBatchTransform, ImageDataError, ImageDataLoaders, get_image_files, resize_images
 from .decode import ImageDecodeError, decode_image, decode_images
 from .show import show_images
@@ -23,7 +23,7 @@ register_dls("ImageDataLoaders", ImageDataLoaders.from_state)
 __all__ = ["ImageDataLoaders", "ImageBatchTransform", "ImageDataError", "ImageDecodeError", "get_image_files",
            "resize_images", "decode_image", "decode_images", "show_images", "IMAGENET_STATS", "Affine",
            "BatchTransform", "Brightness", "Contrast", "Cutout", "Flip", "GeometricTransform", "Normalize",
-           "Perspective", "RandomResizedCrop", "Rotate", "Zoom", "apply_tfms", "aug_transforms"]
+           "Perspective", "RandomCrop", "RandomResizedCrop", "Rotate", "Zoom", "apply_tfms", "aug_transforms"]
 __all__ += ["ChannelsLast", "MixUp", "progressive_resize", "ClassificationInterpretation", "AdaptiveConcatPool2d",
             "ImageClassifier", "VisionLearner", "accuracy_multi", "cnn_learner", "create_body", "create_head",
             "load_pretrained", "vision_learner", "ARCHS"]

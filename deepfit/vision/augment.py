@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..data.transforms import Normalize
 
-__all__ = ["BatchTransform", "GeometricTransform", "Flip", "RandomResizedCrop", "Zoom", "Rotate", "Affine",
+__all__ = ["BatchTransform", "GeometricTransform", "Flip", "RandomCrop", "RandomResizedCrop", "Zoom", "Rotate", "Affine",
            "Perspective", "Brightness", "Contrast", "Cutout", "Normalize", "aug_transforms", "apply_tfms",
            "IMAGENET_STATS"]
 
@@ -226,6 +226,36 @@ class Perspective(GeometricTransform):
         corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device).expand(n, 4, 2)
         moved = corners + _uniform(n * 8, -self.max_warp, self.max_warp, generator, device).reshape(n, 4, 2)
         return _masked(homography(corners, moved), mask)
+
+
+class RandomCrop(BatchTransform):
+    """The classic CIFAR augmentation: pad each image by `padding` pixels on every side (reflection by
+    default, or zeros) and cut a random window of `size` (default: the input's size) out of it. Shifts
+    are whole pixels, so nothing is resampled or blurred."""
+
+    def __init__(self, size: int | tuple[int, int] | None = None, padding: int = 4, pad_mode: str = "reflection") -> None:
+        if padding < 0:
+            raise ValueError(f"`padding` must be >= 0; received padding={padding!r}.")
+        if pad_mode not in ("reflection", "zeros"):
+            raise ValueError(f"`pad_mode` must be 'reflection' or 'zeros'; received pad_mode={pad_mode!r}.")
+        self.size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
+        self.padding, self.pad_mode, self.p = int(padding), pad_mode, 1.0
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        oh, ow = self.size if self.size is not None else (h, w)
+        p = self.padding
+        if p:
+            x = F.pad(x, (p, p, p, p), mode="reflect" if self.pad_mode == "reflection" else "constant")
+        H, W = h + 2 * p, w + 2 * p
+        if oh > H or ow > W:
+            raise ValueError(f"RandomCrop of {oh}x{ow} from images of {h}x{w} padded by {p}: the crop is larger.")
+        top = torch.randint(0, H - oh + 1, (n,), generator=generator, device=x.device)
+        left = torch.randint(0, W - ow + 1, (n,), generator=generator, device=x.device)
+        rows = (top[:, None] + torch.arange(oh, device=x.device))[:, :, None]  # (n, oh, 1)
+        cols = (left[:, None] + torch.arange(ow, device=x.device))[:, None, :]  # (n, 1, ow)
+        out = x[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]  # (n, oh, ow, c)
+        return out.permute(0, 3, 1, 2).contiguous()
 
 
 class Brightness(BatchTransform):
