@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from ..data.transforms import Normalize
 
-__all__ = ["BatchTransform", "GeometricTransform", "Flip", "RandomCrop", "RandomResizedCrop", "Zoom", "Rotate", "Affine",
+__all__ = ["BatchTransform", "GeometricTransform", "Flip", "RandomCrop", "RandomResizedCrop", "Zoom", "Rotate",
+           "Affine",
            "Perspective", "Brightness", "Contrast", "Cutout", "Normalize", "aug_transforms", "apply_tfms",
            "IMAGENET_STATS"]
 
@@ -233,7 +234,8 @@ class RandomCrop(BatchTransform):
     default, or zeros) and cut a random window of `size` (default: the input's size) out of it. Shifts
     are whole pixels, so nothing is resampled or blurred."""
 
-    def __init__(self, size: int | tuple[int, int] | None = None, padding: int = 4, pad_mode: str = "reflection") -> None:
+    def __init__(self, size: int | tuple[int, int] | None = None, padding: int = 4,
+                 pad_mode: str = "reflection") -> None:
         if padding < 0:
             raise ValueError(f"`padding` must be >= 0; received padding={padding!r}.")
         if pad_mode not in ("reflection", "zeros"):
