@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from ..data.transforms import Normalize
 
 __all__ = ["BatchTransform", "GeometricTransform", "Flip", "RandomCrop", "RandomResizedCrop", "Zoom", "Rotate",
-           "Affine",
-           "Perspective", "Brightness", "Contrast", "Cutout", "Normalize", "aug_transforms", "apply_tfms",
+           "Affine", "Perspective", "Brightness", "Contrast", "Cutout", "Normalize", "aug_transforms", "apply_tfms",
            "IMAGENET_STATS"]
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
