@@ -301,3 +301,18 @@ def test_plain_model_in_a_vision_learner_and_bad_arch():
     learn = vision_learner(dls, lambda n_in: small_arch(n_in), progress=False, **SMALL)
     with pytest.raises(ValueError, match="ARCHS"):
         learn.model.get_config()
+
+
+@pytest.mark.slow
+def test_folder_example_runs_end_to_end(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO
+    env = dict(os.environ, DEEPFIT_OUT=str(tmp_path), MPLBACKEND="Agg", OMP_NUM_THREADS="1",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, str(REPO / "examples" / "vision_folder.py"), "--n", "8", "--epochs", "1"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "with test-time augmentation" in res.stdout and "predicted" in res.stdout
+    assert {"batch.png", "confusion.png", "top_losses.png", "shapes.safetensors"} <= {p.name for p in tmp_path.iterdir()}
