@@ -180,6 +180,12 @@ def test_valid_none_and_labels_csv_multi_label(capsys, tmp_path):
     assert code == 0, err
     info = json.loads((tmp_path / "r2" / "run.json").read_text())
     assert info["summary"]["multi_label"] is True and info["summary"]["classes"] == ["blue", "bright", "red"]
+    code, _, err = run_cli(capsys, "train", "vision", root, "--labels", "labels.csv", "--label-col", "tagz",
+                           "--out", tmp_path / "r3", *FAST)
+    assert code == 2 and "tagz" in err and "'tags'" in err
+    (root / "missing.csv").write_text("file,tags\ntrain/red/nope.png,red\ntrain/red/0.jpg,red\n")
+    code, _, err = run_cli(capsys, "train", "vision", root, "--labels", "missing.csv", "--out", tmp_path / "r4", *FAST)
+    assert code == 2 and "nope.png" in err and "--image-folder" in err
     code, _, err = run_cli(capsys, "predict", tmp_path / "r2" / "model.safetensors", root / "valid" / "red",
                            "--out", tmp_path / "m.csv")
     assert code == 0, err

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .base import Application, CLIError, Console, Prepared, RunDir, positive_int
+from .base import Application, CLIError, Console, Prepared, RunDir, check_columns, non_negative_int, read_table
 from .training import quiet_learner, standard_train
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,7 +126,7 @@ class VisionApp(Application):
                        help="weights of the architecture trained on another task (.pth or .safetensors, e.g. "
                             "torchvision's resnet34 file): the body starts from them, the data are normalised "
                             "with ImageNet statistics, and training starts with --freeze-epochs of the head alone")
-        m.add_argument("--freeze-epochs", type=int, default=1, metavar="N",
+        m.add_argument("--freeze-epochs", type=non_negative_int, default=1, metavar="N",
                        help="with --pretrained: epochs training only the head before the whole network "
                             "(default: %(default)s)")
         m.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
@@ -147,8 +147,6 @@ class VisionApp(Application):
             raise CLIError(f"image folder not found: {folder}")
         if not folder.is_dir():
             raise CLIError(f"{folder} is a file; give the folder that holds the images (one sub-folder per class)")
-        if args.freeze_epochs < 0:
-            raise CLIError(f"--freeze-epochs must be >= 0, got {args.freeze_epochs}")
         if args.pretrained is not None and not Path(args.pretrained).is_file():
             raise CLIError(f"--pretrained {args.pretrained}: no such file")
         on_error = "skip" if args.skip_bad else "raise"
@@ -162,11 +160,15 @@ class VisionApp(Application):
                 csv = args.labels if args.labels.is_absolute() or args.labels.exists() else folder / args.labels
                 if not Path(csv).is_file():
                     raise CLIError(f"--labels {args.labels}: no such file (looked in {folder} too)")
-                delim = args.delimiter if args.delimiter != "auto" else ","
-                return ImageDataLoaders.from_csv(folder, Path(csv).resolve(), fn_col=_col(args.fn_col),
-                                                 label_col=_col(args.label_col), label_delim=args.label_delim,
-                                                 valid_pct=args.valid_pct, folder=args.image_folder, delimiter=delim,
-                                                 **common)
+                # the labels are text: read them with the command's careful reader (delimiter, encoding, header)
+                df = read_table(csv, args.delimiter, args.encoding, args.header, args.names, console, na_values=[])
+                for opt, col in (("--fn-col", args.fn_col), ("--label-col", args.label_col)):
+                    if not col.isdigit():
+                        check_columns(df.columns, [col], opt, Path(csv).name)
+                return ImageDataLoaders.from_df(df.astype(str).where(df.notna(), None), folder,
+                                                fn_col=_col(args.fn_col), label_col=_col(args.label_col),
+                                                label_delim=args.label_delim, valid_pct=args.valid_pct,
+                                                folder=args.image_folder, **common)
             if args.valid.lower() == "none":
                 return ImageDataLoaders.from_folder(folder, train=args.train_folder, valid=None,
                                                     valid_pct=args.valid_pct, **common)
