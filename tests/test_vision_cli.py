@@ -45,12 +45,13 @@ def folder(tmp_path: Path) -> Path:
     return write_folder(tmp_path / "shapes")
 
 
-@pytest.fixture
-def trained(tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, one_thread_module: None) -> tuple[Path, Path]:
+    """One small run shared by the tests of this module (they only read it)."""
     root = write_folder(tmp_path_factory.mktemp("data") / "shapes")
     out = root.parent / "run"
-    code, stdout, err = run_cli(capsys, "train", "vision", root, "--out", out, "--epochs", "6", "--lr", "2e-2", *FAST)
-    assert code == 0, err
+    code = main([str(a) for a in ("train", "vision", root, "--out", out, "--epochs", "6", "--lr", "2e-2", *FAST)])
+    assert code == 0
     return root, out
 
 
