@@ -28,9 +28,8 @@ from ..utils import check_positive, default_device
 from .augment import IMAGENET_STATS, BatchTransform, apply_tfms
 from .decode import RESIZE_MODES, ImageDecodeError, decode_image, decode_images, failure_message, to_uint8_array
 from .sources import (ImageDataError, OnError, check_hw, check_on_error, class_folders, column_of, decode_cached,
-                      get_image_files,
-                      labels_from_array, multi_hot, report_failures, resize_images, scan_classes, split_labels,
-                      to_grey)
+                      get_image_files, labels_from_array, multi_hot, report_failures, resize_images, scan_classes,
+                      split_labels, to_grey)
 
 __all__ = ["ImageDataLoaders", "ImageDataLoader", "ImageBatchTransform", "ImageDataError", "get_image_files",
            "resize_images"]
@@ -58,7 +57,8 @@ class ImageBatchTransform:
     def generator(self, device: torch.device) -> torch.Generator:
         """The augmentation's random generator, on `device`."""
         if self._gen is None or self._gen.device != device:
-            seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, (1,)))
+            # a given seed is offset so that this stream differs from the shuffle's (seeded with the same number)
+            seed = self.seed + 7919 if self.seed is not None else int(torch.randint(0, 2**62, (1,)))
             self._gen = torch.Generator(device=device).manual_seed(seed)
             if self._pending is not None:
                 self._gen.set_state(self._pending)
