@@ -167,6 +167,13 @@ def test_bad_folders_are_clear_errors(tmp_path: Path):
         ImageDataLoaders.from_folder(tmp_path / "one", valid_pct=0.5, size=16, device="cpu")
     with pytest.raises(ImageDataError, match="no 'valid' folder"):
         ImageDataLoaders.from_folder(tmp_path / "one", size=16, device="cpu")
+    import shutil
+    shutil.move(str(root / "valid"), str(tmp_path / "valid_away"))
+    (root / "valid").mkdir()
+    with pytest.raises(ImageDataError, match="validation folder .* has no class folders"):
+        ImageDataLoaders.from_folder(root, size=16, device="cpu")
+    (root / "valid").rmdir()
+    shutil.move(str(tmp_path / "valid_away"), str(root / "valid"))
     (root / "valid" / "zebra").mkdir()
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "valid" / "zebra" / "z.png")
     with pytest.raises(ImageDataError, match="zebra"):

@@ -186,6 +186,9 @@ def scan_classes(folder: Path, on_error: str, allow_empty: bool = False,
         shown = ", ".join(str(f) for f in loose[:5])
         raise ImageDataError(f"{folder} holds file(s) outside the class folders ({shown}); every image must be in "
                              "the folder of its class. Move them, or skip them (on_error='skip').")
+    if not dirs and min_classes == 1:
+        raise ImageDataError(f"The validation folder {folder} has no class folders: put its images in one folder per "
+                             "class, named as in the training folder.")
     if len(dirs) < min_classes:
         what = "no class folder" if not dirs else f"only one class folder ({dirs[0].name})"
         raise ImageDataError(f"{folder} has {what}: a classifier needs one folder of images per class, and at least "
