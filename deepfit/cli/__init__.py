@@ -43,6 +43,7 @@ examples:
   deepfit demo --out runs/demo                       MLP on MNIST (or generated digits), with report
   deepfit train tabular adult.csv --target salary    train a tabular model; writes runs/tabular-<time>/
   deepfit train collab u.data --no-header --names user,item,rating,ts --user user --item item --target rating
+  deepfit train vision pets --size 128 --arch resnet34    images in one folder per class
   deepfit lr-find tabular adult.csv --target salary --plot lr.png
   deepfit predict runs/adult/model.safetensors new.csv --out predictions.csv
   deepfit info runs/adult/model.safetensors
@@ -141,8 +142,10 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
                             formatter_class=_Formatter, parents=[flags],
                             description=_wrap("Load MODEL (model.safetensors of a run) and write one prediction per "
                                               "row of FILE to a CSV file (the input columns first, then the "
-                                              "predictions)."),
-                            epilog="example:\n  deepfit predict runs/adult/model.safetensors new.csv --out preds.csv")
+                                              "predictions). An image model takes image files or folders instead "
+                                              "and writes one row per image (file, prediction, probabilities)."),
+                            epilog="examples:\n  deepfit predict runs/adult/model.safetensors new.csv --out preds.csv\n"
+                                   "  deepfit predict runs/pets/model.safetensors photos/ --out photos.csv   (images)")
     p_pred.add_argument("model", type=Path, metavar="MODEL", help="an exported model (model.safetensors)")
     p_pred.add_argument("file", type=Path, nargs="+", metavar="FILE",
                         help="the rows to predict (delimited text); for an image model: image files or a folder")
