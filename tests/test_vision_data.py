@@ -252,6 +252,23 @@ def test_loader_state_resumes_the_augmentation_exactly(folder: Path):
     assert torch.equal(got[1], expected[1]) and torch.equal(got[0], expected[0])
 
 
+def test_cache_goes_to_the_accelerator_only_when_it_fits(monkeypatch):
+    from deepfit.vision.data import cache_fits_device
+    assert cache_fits_device(10**12, torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4000, 8000))
+    assert cache_fits_device(1000, torch.device("cuda")) and not cache_fits_device(1001, torch.device("cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_loaders_on_the_gpu(folder: Path, tmp_path: Path):
+    d = ImageDataLoaders.from_folder(folder, size=16, bs=4, seed=0, device="cuda", batch_tfms=aug_transforms())
+    assert d.train.tensors[0].device.type == "cuda"
+    xb, yb = d.one_batch()
+    assert xb.device.type == "cuda" and xb.dtype == torch.float32 and yb.device.type == "cuda"
+    m = ImageDataLoaders.from_folder(folder, size=16, bs=4, seed=0, device="cuda", cache=tmp_path / "c.npy")
+    assert m.train.tensors[0].device.type == "cpu" and m.one_batch()[0].device.type == "cuda"
+
+
 # ---- from_csv / from_df --------------------------------------------------------------------------------
 def test_from_csv_single_and_multi_label(folder: Path):
     files = sorted((folder / "train").rglob("*.*"))

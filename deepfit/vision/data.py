@@ -612,6 +612,15 @@ def _make_normalize(normalize: NormalizeArg, x_train: torch.Tensor, channels: in
     return Normalize(mean.float().reshape(1, channels, 1, 1), std.float().reshape(1, channels, 1, 1))
 
 
+def cache_fits_device(nbytes: int, device: torch.device, fraction: float = 0.25) -> bool:
+    """Whether a uint8 image cache of `nbytes` is copied to `device` (at most `fraction` of the free memory
+    of a CUDA device; always for the CPU and other devices)."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= fraction * free
+
+
 def _assemble(x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor, y_va: torch.Tensor, vocab: Sequence[str],
               size: tuple[int, int], resize: str, channels: int, multi: bool,
               batch_tfms: Sequence[BatchTransform] | None, normalize: NormalizeArg, bs: int, val_bs: int | None,
@@ -633,12 +642,16 @@ def _assemble(x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor, y_va: 
     valid_tfm = ImageBatchTransform(None, norm)
     # a final training batch of a single image breaks batch-norm: drop only that case
     drop_last = len(x_tr) % bs == 1 and len(x_tr) > bs
-    where = "cpu" if memmap else device  # a memory-mapped cache stays on disk; batches are copied over
+    # a memory-mapped cache stays on disk (batches are copied over); a cache too big for the accelerator
+    # stays in (pinned) host memory; otherwise it is copied to the device once and batches index it there
+    on_device = not memmap and cache_fits_device(x_tr.numel() + x_va.numel(), device)
+    where = device if on_device or not memmap else torch.device("cpu")
+    kw = dict(n_inp=1, preload=on_device or memmap)
     train = ImageDataLoader(x_tr, y_tr, bs=bs, shuffle=True, drop_last=drop_last, device=where, seed=seed,
-                            after_batch=train_tfm, n_inp=1)
+                            after_batch=train_tfm, **kw)
     valid = None
     if len(x_va):
-        valid = DataLoader(x_va, y_va, bs=val_bs or 2 * bs, device=where, after_batch=valid_tfm, n_inp=1)
+        valid = DataLoader(x_va, y_va, bs=val_bs or 2 * bs, device=where, after_batch=valid_tfm, **kw)
     if memmap:
         for dl in (train, valid):
             if dl is not None:
