@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfit.vision import (ImageDataError, ImageDataLoaders, ImageDecodeError, aug_transforms, decode_image,
-                            decode_images, get_image_files)
+from deepfit.vision import (Cutout, ImageDataError, ImageDataLoaders, ImageDecodeError, aug_transforms,
+                            decode_image, decode_images, get_image_files)
 from deepfit.vision.data import resize_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -250,6 +250,34 @@ def test_loader_state_resumes_the_augmentation_exactly(folder: Path):
     d2.train.load_state_dict(state)  # ...until it loads the checkpointed state
     got = next(iter(d2.train))
     assert torch.equal(got[1], expected[1]) and torch.equal(got[0], expected[0])
+
+
+def test_checkpoint_resume_of_augmented_training_is_bit_identical(folder: Path, tmp_path: Path):
+    from torch import nn
+    from deepfit import Callback, Checkpoint, Learner
+
+    class Crash(Callback):
+        def after_batch(self) -> None:
+            if self.learner.train_iter == 5:
+                raise RuntimeError("simulated crash")
+
+    def learner(seed: int) -> Learner:
+        torch.manual_seed(seed)  # another process: other random numbers until the checkpoint is loaded
+        d = ImageDataLoaders.from_folder(folder, size=16, bs=4, device="cpu",
+                                         batch_tfms=aug_transforms(max_warp=0.3) + [Cutout(p=0.5)])
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        return Learner(d, model, progress=False, path=tmp_path)
+
+    ref = learner(0)
+    ref.fit_one_cycle(2, 1e-2)
+    ck = tmp_path / "ck.pth"
+    crashed = learner(0)
+    with pytest.raises(RuntimeError, match="simulated"):
+        crashed.fit_one_cycle(2, 1e-2, cbs=[Checkpoint(every_n_steps=2, fname=ck), Crash()])
+    resumed = learner(1)
+    resumed.fit_one_cycle(2, 1e-2, cbs=[Checkpoint(every_n_steps=2, fname=ck)], resume_from=ck)
+    for a, b in zip(ref.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_cache_goes_to_the_accelerator_only_when_it_fits(monkeypatch):

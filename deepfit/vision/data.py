@@ -57,12 +57,15 @@ class ImageBatchTransform:
     def generator(self, device: torch.device) -> torch.Generator:
         """The augmentation's random generator, on `device`."""
         if self._gen is None or self._gen.device != device:
-            # a given seed is offset so that this stream differs from the shuffle's (seeded with the same number)
-            seed = self.seed + 7919 if self.seed is not None else int(torch.randint(0, 2**62, (1,)))
-            self._gen = torch.Generator(device=device).manual_seed(seed)
-            if self._pending is not None:
+            self._gen = torch.Generator(device=device)
+            if self._pending is not None:  # resuming: continue the saved stream (and draw nothing else)
                 self._gen.set_state(self._pending)
                 self._pending = None
+            else:
+                # a given seed is offset so that this stream differs from the shuffle's (seeded with the same
+                # number); without one, it is drawn from torch's global generator (`set_seed` repeats runs)
+                seed = self.seed + 7919 if self.seed is not None else int(torch.randint(0, 2**62, (1,)))
+                self._gen.manual_seed(seed)
         return self._gen
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
