@@ -56,6 +56,8 @@ def test_modes_are_converted(tmp_path: Path):
     Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "palette.png")
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
     Image.fromarray(np.full((6, 8), 65535, np.uint16)).save(tmp_path / "deep.png")  # 16-bit grey
+    frames = [Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE), Image.new("P", (8, 6))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])  # multi-frame: the first
     out = {p.stem: decode_image(p) for p in tmp_path.iterdir()}
     for k, a in out.items():
         assert a.shape == (3, 6, 8) and a.dtype == np.uint8, k
@@ -65,6 +67,7 @@ def test_modes_are_converted(tmp_path: Path):
     assert (out["palette"][0] == 200).all()
     assert abs(int(out["cmyk"][0].mean()) - 200) <= 3 and out["cmyk"][1:].max() <= 5
     assert (out["deep"] == 255).all()
+    assert (out["anim"][0] == 200).all() and (out["anim"][1:] == 0).all()
     assert decode_image(tmp_path / "rgb.png", channels=1).shape == (1, 6, 8)
 
 

@@ -134,7 +134,7 @@ def decode_image(path: str | os.PathLike | Any, size: int | Sequence[int] | None
     Raises:
         ImageDecodeError: the file is missing, not an image, truncated or corrupt (naming it).
     """
-    from PIL import Image, ImageOps
+    from PIL import Image
     if channels not in (1, 3):
         raise ValueError(f"`channels` must be 1 (grey) or 3 (RGB); received channels={channels!r}.")
     if resize not in RESIZE_MODES:
@@ -143,35 +143,43 @@ def decode_image(path: str | os.PathLike | Any, size: int | Sequence[int] | None
     name = getattr(path, "filename", None) or str(path)
     try:
         if isinstance(path, Image.Image):
-            img = path
+            arr = _fit(path, hw, resize, channels)
         else:
-            img = Image.open(path)
-            if hw is not None and img.format == "JPEG" and (img.size[0] > 2 * hw[1] and img.size[1] > 2 * hw[0]):
-                # decode big JPEGs at a reduced scale (by 1/2, 1/4, 1/8) that is still at least the target:
-                # several times faster, and the resize below does the rest
-                tgt = (hw[1], hw[0]) if resize != "crop" else _cover(img.size, hw)
-                img.draft("RGB" if channels == 3 else "L", tgt)
-        img.load()  # decode now, inside the try: a truncated file fails here
-        if "exif" in img.info or "Orientation" in img.info:  # only photos can carry a rotation
-            img = ImageOps.exif_transpose(img)
-        img = _convert(img, channels)
-        if hw is not None:
-            img = _resize(img, hw[0], hw[1], resize)
-        arr = np.asarray(img, dtype=np.uint8)
+            with Image.open(path) as img:  # closes the file even for multi-frame images (GIF, TIFF)
+                if hw is not None and img.format == "JPEG" and img.size[0] > 2 * hw[1] and img.size[1] > 2 * hw[0]:
+                    # decode big JPEGs at a reduced scale (by 1/2, 1/4, 1/8) that is still at least the target:
+                    # several times faster, and the resize does the rest
+                    tgt = (hw[1], hw[0]) if resize != "crop" else _cover(img.size, hw)
+                    img.draft("RGB" if channels == 3 else "L", tgt)
+                arr = _fit(img, hw, resize, channels)
     except FileNotFoundError:
         raise ImageDecodeError(f"{name}: no such file") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure of a plug-in on a bad file is reported by path
         reason = str(e) or type(e).__name__
         if "cannot identify image file" in reason:
             reason = "not an image file (Pillow cannot identify it)"
         elif "truncated" in reason.lower() or "corrupt" in reason.lower():
             reason = f"truncated or corrupt image ({reason})"
+        elif not isinstance(e, (OSError, ValueError, SyntaxError, EOFError)):
+            reason = f"unreadable image ({type(e).__name__}: {reason})"
         raise ImageDecodeError(f"{name}: {reason}") from None
     if arr.ndim == 2:
         arr = arr[None]
     else:
         arr = arr.transpose(2, 0, 1)
     return np.ascontiguousarray(arr)
+
+
+def _fit(img: Any, hw: tuple[int, int] | None, resize: str, channels: int) -> np.ndarray:
+    """Decode `img` now (a truncated file fails here), turn it upright, convert and resize it: (H, W[, C])."""
+    from PIL import ImageOps
+    img.load()
+    if "exif" in img.info or "Orientation" in img.info:  # only photos can carry a rotation
+        img = ImageOps.exif_transpose(img)
+    img = _convert(img, channels)
+    if hw is not None:
+        img = _resize(img, hw[0], hw[1], resize)
+    return np.asarray(img, dtype=np.uint8)
 
 
 def _cover(img_size: tuple[int, int], hw: tuple[int, int]) -> tuple[int, int]:
