@@ -103,11 +103,17 @@ def test_unreadable_files_are_named_and_never_crash_a_worker(tmp_path: Path):
         decode_image(tmp_path / "truncated.jpg", 16)
 
 
-def test_threads_give_the_same_array_as_one_thread(folder: Path):
+def test_threads_and_processes_give_the_same_array_as_one_thread(folder: Path, tmp_path: Path):
     paths = get_image_files(folder)
     one, _ = decode_images(paths, (24, 20), "squash", num_workers=1)
-    many, _ = decode_images(paths * 3, (24, 20), "squash", num_workers=3)
+    many, _ = decode_images(paths * 3, (24, 20), "squash", num_workers=3, processes=False)
     assert np.array_equal(many[: len(paths)], one) and np.array_equal(many[len(paths):2 * len(paths)], one)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff junk")
+    mixed = (paths + [tmp_path / "bad.jpg"]) * 10  # 340 files: two chunks of 256 for the process pool
+    procs, bad = decode_images(mixed, (24, 20), "squash", num_workers=2, processes=True)
+    assert np.array_equal(procs[: len(paths)], one) and np.array_equal(procs[-len(paths) - 1:-1], one)
+    assert [f.index for f in bad] == [len(paths) + k * (len(paths) + 1) for k in range(10)]
+    assert all(f.path.endswith("bad.jpg") and "not an image" in f.reason for f in bad)
 
 
 # ---- from_folder ---------------------------------------------------------------------------------------
