@@ -10,9 +10,10 @@ Every image is opened with Pillow, turned upright (EXIF orientation), converted 
 
 Pillow releases the GIL while it decodes and resizes, so a thread pool (`concurrent.futures`) uses
 every core without copying images between processes; for many small files, whose time goes to header
-parsing in Python, `decode_images` uses forked processes on machines with 4 or more cores. An unreadable or truncated file never stops a
-worker deep inside: each failure is collected with its path and reason (`DecodeFailure`) and reported
-by the caller (stop with an `ImageDecodeError`, or skip with a warning).
+parsing in Python, `decode_images` uses forked processes on machines with 4 or more cores. An
+unreadable or truncated file never stops a worker deep inside: each failure is collected with its path
+and reason (`DecodeFailure`) and reported by the caller (stop with an `ImageDecodeError`, or skip with
+a warning).
 """
 from __future__ import annotations
 
