@@ -182,10 +182,13 @@ def scan_classes(folder: Path, on_error: str, allow_empty: bool = False,
     dirs = class_folders(folder, "class")
     loose = [f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
              and f.name.lower() not in IGNORED_FILES]
-    if loose and on_error == "raise":
-        shown = ", ".join(str(f) for f in loose[:5])
-        raise ImageDataError(f"{folder} holds file(s) outside the class folders ({shown}); every image must be in "
-                             "the folder of its class. Move them, or skip them (on_error='skip').")
+    if loose:
+        shown = ", ".join(str(f) for f in loose[:5]) + (f" and {len(loose) - 5} more" if len(loose) > 5 else "")
+        msg = f"{folder} holds file(s) outside the class folders ({shown})"
+        if on_error == "raise":
+            raise ImageDataError(f"{msg}; every image must be in the folder of its class. Move them, or skip them "
+                                 "(on_error='skip').")
+        warnings.warn(f"{msg}; they are left out.", stacklevel=4)
     if not dirs and min_classes == 1:
         raise ImageDataError(f"The validation folder {folder} has no class folders: put its images in one folder per "
                              "class, named as in the training folder.")
