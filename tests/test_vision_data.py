@@ -204,13 +204,6 @@ def test_non_image_and_corrupt_files_raise_or_are_skipped(folder: Path):
     with pytest.warns(UserWarning, match="broken.jpg"):
         d = ImageDataLoaders.from_folder(folder, size=16, device="cpu", on_error="skip")
     assert d.train.n == 24 and bad not in d.train_items and len(d.train_items) == 24
-    loose = folder / "train" / "stray.png"
-    loose.write_bytes((folder / "train" / "red" / "0.png").read_bytes())
-    with pytest.raises(ImageDataError, match="stray.png"):
-        ImageDataLoaders.from_folder(folder, size=16, device="cpu")
-    with pytest.warns(UserWarning, match="outside the class folders"):
-        ImageDataLoaders.from_folder(folder, size=16, device="cpu", on_error="skip")
-    loose.unlink()
     # hidden and system files are ignored silently
     (folder / "train" / "red" / "broken.jpg").unlink()
     (folder / "train" / "red" / ".DS_Store").write_text("x")
@@ -218,6 +211,13 @@ def test_non_image_and_corrupt_files_raise_or_are_skipped(folder: Path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ImageDataLoaders.from_folder(folder, size=16, device="cpu").train.n == 24
+    loose = folder / "train" / "stray.png"
+    loose.write_bytes((folder / "train" / "red" / "0.png").read_bytes())
+    with pytest.raises(ImageDataError, match="stray.png"):
+        ImageDataLoaders.from_folder(folder, size=16, device="cpu")
+    with pytest.warns(UserWarning, match="outside the class folders"):
+        ImageDataLoaders.from_folder(folder, size=16, device="cpu", on_error="skip")
+    loose.unlink()
 
 
 def test_memory_mapped_cache_is_written_once_and_reused(folder: Path, tmp_path: Path, monkeypatch):
