@@ -119,7 +119,8 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
             raise ValueError(f"`ps` gives {len(drops)} dropout values for {n_lin} linear layers.")
     layers: list[nn.Module] = [AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     for i in range(n_lin):
-        layers += [nn.BatchNorm1d(sizes[i]), nn.Dropout(drops[i]), nn.Linear(sizes[i], sizes[i + 1], bias=i == n_lin - 1)]
+        last = i == n_lin - 1
+        layers += [nn.BatchNorm1d(sizes[i]), nn.Dropout(drops[i]), nn.Linear(sizes[i], sizes[i + 1], bias=last)]
         if i < n_lin - 1:
             layers.append(nn.ReLU(inplace=True))
     if bn_final:
@@ -292,7 +293,8 @@ def _with_input_tfm(dl: DataLoader, tfm: Callable[[torch.Tensor], torch.Tensor])
 
 # ---- pretrained weights -----------------------------------------------------------------------------
 def _hub_file(name: str) -> Path | None:
-    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    home = os.environ.get("TORCH_HOME") or os.path.join(cache, "torch")
     found = sorted(glob.glob(os.path.join(home, "hub", "checkpoints", f"{name}-*.pth")))
     return Path(found[0]) if found else None
 
@@ -361,7 +363,8 @@ def load_pretrained(model: nn.Module, weights: str | Path | bool, arch_name: str
     bad = []
     for k, v in expected.items():
         w = state[k]
-        if w.shape != v.shape and k == first_conv and w.ndim == 4 and w.shape[0] == v.shape[0] and w.shape[2:] == v.shape[2:]:
+        other_in = w.ndim == 4 and w.shape[0] == v.shape[0] and w.shape[2:] == v.shape[2:]
+        if w.shape != v.shape and k == first_conv and other_in:
             w = _adapt_in_channels(w, v.shape[1])
         if w.shape != v.shape:
             bad.append(f"{k} is {tuple(w.shape)} in the file but {tuple(v.shape)} in the model")

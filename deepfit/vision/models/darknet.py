@@ -48,7 +48,8 @@ class Darknet(nn.Sequential):
         self.config = {"blocks": [int(b) for b in blocks], "n_out": int(n_out), "nf": int(nf), "n_in": int(n_in)}
         layers: list[nn.Module] = [conv_bn(n_in, nf, 3, act=_leaky())]
         for i, nb in enumerate(blocks):
-            group = [conv_bn(nf, nf * 2, 3, stride=1 if i == 0 else 2, act=_leaky())] + [ResLayer(nf * 2) for _ in range(nb)]
+            group = [conv_bn(nf, nf * 2, 3, stride=1 if i == 0 else 2, act=_leaky())]
+            group += [ResLayer(nf * 2) for _ in range(nb)]
             layers.append(nn.Sequential(*group))
             nf *= 2
         super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(nf, n_out))

@@ -19,7 +19,8 @@ class Residual(nn.Module):
 
     def __init__(self, nf: int) -> None:
         super().__init__()
-        self.res = nn.Sequential(conv_bn(nf, nf, 3, act=nn.ReLU(inplace=True)), conv_bn(nf, nf, 3, act=nn.ReLU(inplace=True)))
+        self.res = nn.Sequential(conv_bn(nf, nf, 3, act=nn.ReLU(inplace=True)),
+                                 conv_bn(nf, nf, 3, act=nn.ReLU(inplace=True)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.res(x)
@@ -52,7 +53,8 @@ class FastNet(nn.Sequential):
                  scale: float = 0.125) -> None:
         if len(widths) != 4:
             raise ValueError(f"`widths` must give 4 channel widths; received widths={list(widths)}.")
-        self.config = {"widths": [int(w) for w in widths], "n_out": int(n_out), "n_in": int(n_in), "scale": float(scale)}
+        self.config = {"widths": [int(w) for w in widths], "n_out": int(n_out), "n_in": int(n_in),
+                       "scale": float(scale)}
         w0, w1, w2, w3 = widths
 
         def relu() -> nn.Module:

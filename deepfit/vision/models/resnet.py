@@ -128,7 +128,8 @@ class ResNet(nn.Module):
     def _stage(self, blk: type, planes: int, n: int, stride: int) -> nn.Sequential:
         down = None
         if stride != 1 or self._ni != planes * blk.expansion:
-            down = nn.Sequential(_conv1x1(self._ni, planes * blk.expansion, stride), nn.BatchNorm2d(planes * blk.expansion))
+            nf = planes * blk.expansion
+            down = nn.Sequential(_conv1x1(self._ni, nf, stride), nn.BatchNorm2d(nf))
         blocks = [blk(self._ni, planes, stride, down)]
         self._ni = planes * blk.expansion
         blocks += [blk(self._ni, planes) for _ in range(1, n)]
