@@ -427,7 +427,7 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
 def _import_applications() -> None:
     # Importing an application registers its models and data pipelines.
     import importlib
-    for mod in ("deepfit.collab", "deepfit.tabular", "deepfit.data.mnist", "deepfit.text"):
+    for mod in ("deepfit.collab", "deepfit.tabular", "deepfit.data.mnist", "deepfit.text", "deepfit.vision"):
         try:
             importlib.import_module(mod)
         except ImportError:

@@ -94,7 +94,7 @@ def expect_error(capsys, argv, inputs=(), match: str = "", code: int = 2, out: P
 # ---- command line usage (1-8) ------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, match", [
     (["fly"], "invalid choice: 'fly'"),
-    (["train", "vision", "x.csv"], "invalid choice: 'vision'"),
+    (["train", "audio", "x.csv"], "invalid choice: 'audio'"),
     (["train", "tabular", "{csv}"], "the following arguments are required: --target"),
     (["train", "tabular", "{csv}", "--target", "label", "--epochs", "0"], "argument --epochs: must be > 0"),
     (["train", "tabular", "{csv}", "--target", "label", "--epochs", "two"], "expected a whole number, got 'two'"),

@@ -36,11 +36,12 @@ from .collab import CollabApp
 from .tabular import TabularApp
 from .text import TextLMApp, add_generate_arguments
 from .textclass import TextClassApp
+from .vision import VisionApp
 
 __all__ = ["main", "build_parser", "APPLICATIONS", "Application", "CLIError"]
 
 #: The applications of `deepfit train/lr-find/predict`. A new one is one module and one entry here.
-APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp(), TextClassApp()]
+APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp(), TextClassApp(), VisionApp()]
 
 _EPILOG = """\
 examples:
@@ -50,6 +51,7 @@ examples:
   deepfit train lm nietzsche.txt --tokenizer char --epochs 5 --out runs/nietzsche
   deepfit generate runs/nietzsche/model.safetensors --prefix "the meaning of " -n 200
   deepfit train text reviews.csv --text-col review --label-col sentiment --method nbsvm
+  deepfit train vision pets --size 128 --arch resnet34    images in one folder per class
   deepfit lr-find tabular adult.csv --target salary --plot lr.png
   deepfit predict runs/adult/model.safetensors new.csv --out predictions.csv
   deepfit info runs/adult/model.safetensors
@@ -152,10 +154,13 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
                             formatter_class=_Formatter, parents=[flags],
                             description=_wrap("Load MODEL (model.safetensors of a run) and write one prediction per "
                                               "row of FILE to a CSV file (the input columns first, then the "
-                                              "predictions)."),
-                            epilog="example:\n  deepfit predict runs/adult/model.safetensors new.csv --out preds.csv")
+                                              "predictions). An image model takes image files or folders instead "
+                                              "and writes one row per image (file, prediction, probabilities)."),
+                            epilog="examples:\n  deepfit predict runs/adult/model.safetensors new.csv --out preds.csv\n"
+                                   "  deepfit predict runs/pets/model.safetensors photos/ --out photos.csv   (images)")
     p_pred.add_argument("model", type=Path, metavar="MODEL", help="an exported model (model.safetensors)")
-    p_pred.add_argument("file", type=Path, metavar="FILE", help="the rows to predict (delimited text)")
+    p_pred.add_argument("file", type=Path, nargs="+", metavar="FILE",
+                        help="the rows to predict (delimited text); for an image model: image files or a folder")
     p_pred.add_argument("--out", type=Path, default=None, metavar="CSV",
                         help="where to write the predictions (default: FILE-stem.predictions.csv in the current "
                              "directory)")
@@ -414,6 +419,12 @@ def app_for_model(meta: dict[str, str], model: Path) -> Application:
 def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
     from ..export import load_learner, read_header
     model = check_input_file(args.model, "model file")
+    if getattr(app_for_file(model), "predict_files", None) is not None:
+        return _cmd_predict_files(args, console, model)  # images: files and folders, not rows of a table
+    if len(args.file) != 1:
+        raise CLIError(f"give one FILE of rows to predict; received {len(args.file)} ({', '.join(map(str, args.file[:3]))}"
+                       f"{' ...' if len(args.file) > 3 else ''})")
+    args.file = args.file[0]
     check_input_file(args.file, "input file")
     out = args.out if args.out is not None else Path(f"{Path(args.file).stem}.predictions.csv")
     _check_output_file(out, [Path(args.file), model])
@@ -446,6 +457,36 @@ def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    console.result(f"wrote {len(preds):,} predictions to {out}")
+    return EXIT_OK
+
+
+def app_for_file(model: Path) -> Application | None:
+    """The application of an exported model file, or None when none of them made it."""
+    from ..export import read_header
+    dls = read_header(model).get("dls_class", "")
+    return next((a for a in APPLICATIONS if dls in a.dls_classes), None)
+
+
+def _cmd_predict_files(args: argparse.Namespace, console: Console, model: Path) -> int:
+    # `deepfit predict MODEL IMAGES...|FOLDER` for applications whose inputs are files (images)
+    from ..export import load_learner
+    from .vision import check_image_inputs, default_predictions_name
+    app = app_for_file(model)
+    inputs = [Path(p) for p in args.file]
+    check_image_inputs(inputs)
+    out = args.out if args.out is not None else default_predictions_name(inputs)
+    _check_output_file(out, [p for p in inputs if p.is_file()] + [model])
+    with console.step("loading the model"):
+        learn = load_learner(model, device=getattr(args, "device", None))
+    try:
+        preds = app.predict_files(learn, inputs, args, console)  # type: ignore[union-attr]
+    except (CLIError, KeyboardInterrupt):
+        raise
+    except ValueError as e:
+        raise CLIError(f"cannot predict {', '.join(map(str, inputs[:3]))} with {model}: {e}") from None
+    with atomic_path(out) as tmp:
+        preds.to_csv(tmp, index=False)
     console.result(f"wrote {len(preds):,} predictions to {out}")
     return EXIT_OK
 
