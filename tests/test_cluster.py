@@ -14,7 +14,7 @@ from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
 from sklearn.cluster import get_bin_seeds
 from sklearn.metrics import adjusted_rand_score
 
-from deepfit.cluster import (AllPoints, ClusterInputError, LSHNeighbors, MeanShift, TreeNeighbors, bin_seeds,
+from deepfit.cluster import (AllPoints, BoxTree, ClusterInputError, LSHNeighbors, MeanShift, TreeNeighbors, bin_seeds,
                              climb, estimate_bandwidth, mean_shift_step, plot_clusters)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,7 +45,8 @@ def ref_step(X: np.ndarray, q: np.ndarray, bw: float, kernel: str, cutoff: float
 def test_single_step_by_hand_flat():
     X = torch.tensor([[0., 0.], [1., 0.], [0., 1.], [5., 5.], [6., 5.]], dtype=F64)
     Q = torch.tensor([[0.2, 0.2], [5.4, 5.0], [20., 20.]], dtype=F64)
-    for search in (AllPoints(X), TreeNeighbors(X, 1.5), LSHNeighbors(X, 1.5, n_tables=8, width=20.0)):
+    for search in (AllPoints(X), TreeNeighbors(X, 1.5), BoxTree(X, leaf_size=1), BoxTree(X),
+                   LSHNeighbors(X, 1.5, n_tables=8, width=20.0)):
         new, w = mean_shift_step(Q, search, 1.5, "flat")
         # (0,0), (1,0), (0,1) are within 1.5 of (0.2, 0.2); (5,5), (6,5) of (5.4, 5); nothing of (20, 20)
         torch.testing.assert_close(new, torch.tensor([[1 / 3, 1 / 3], [5.5, 5.0], [20., 20.]], dtype=F64))
@@ -83,7 +84,7 @@ def test_climb_steps_match_loop():
 
 # ---- against scikit-learn -------------------------------------------------------------------------
 @pytest.mark.parametrize("bin_seeding", [False, True])
-@pytest.mark.parametrize("neighbors", ["all", "tree"])
+@pytest.mark.parametrize("neighbors", ["all", "tree", "boxtree"])
 def test_matches_sklearn_meanshift(neighbors, bin_seeding):
     X = blobs(35, k=4, std=1.2, seed=2)
     ours = MeanShift(bandwidth=2.5, neighbors=neighbors, bin_seeding=bin_seeding, dtype=F64, device="cpu").fit(X)
@@ -148,6 +149,29 @@ def test_tree_pairs_exact_and_lsh_pairs_subset(d):
     # very wide buckets: every true pair is found
     rows, cols, _ = LSHNeighbors(Xt, r, n_tables=2, width=1e4).pairs(Qt, need_d2=True)
     assert set(zip(rows.tolist(), cols.tolist())) == ref
+
+
+@pytest.mark.parametrize("d,leaf_size", [(2, 4), (2, 12), (16, 5), (3, 1000)])
+def test_boxtree_windows_equal_brute_force(d, leaf_size):
+    """Flat windows from whole boxes + edge leaves equal the sum over every point (float64), also with
+    repeated points and windows that hold everything, nothing, or one box exactly."""
+    X = np.concatenate([blobs(70, k=3, d=d, std=1.5, seed=15), np.repeat(blobs(1, k=1, d=d, seed=16), 9, 0)])
+    Xt = torch.tensor(X)
+    Q = torch.cat([Xt[::11] + 0.05, Xt.mean(0, keepdim=True), torch.full((1, d), 1e3, dtype=F64)])
+    tree = BoxTree(Xt, leaf_size=leaf_size)
+    for r in (0.5, 2.0, 8.0, 1e4):
+        sums, counts = tree.windows(Q, r, "flat")
+        ref_sums, ref_counts = AllPoints(Xt).windows(Q, r, "flat")
+        torch.testing.assert_close(counts, ref_counts, rtol=0, atol=0)
+        torch.testing.assert_close(sums, ref_sums, rtol=1e-12, atol=1e-9)
+    # the tree holds every point once, in boxes that contain their points
+    assert sorted(map(tuple, tree.Xp.tolist())) == sorted(map(tuple, X.tolist()))
+    leaf = tree.boxes[-1]
+    bounds = (torch.arange(2**tree.depth + 1) * len(X)) >> tree.depth     # leaf j: [bounds[j], bounds[j+1])
+    node_of = torch.searchsorted(bounds, torch.arange(len(X)), right=True) - 1
+    assert ((tree.Xp >= leaf[node_of, :d]) & (tree.Xp <= leaf[node_of, d:])).all()
+    with pytest.raises(ValueError, match="flat"):
+        tree.windows(Q, 1.0, "gaussian")
 
 
 def test_lsh_meanshift_close_to_exact():
@@ -225,7 +249,7 @@ def test_bad_input_messages(X, match):
 @pytest.mark.parametrize("kw,match", [
     (dict(bandwidth=0), "bandwidth"), (dict(bandwidth=-1.0), "bandwidth"), (dict(bandwidth=float("nan")), "bandwidth"),
     (dict(kernel="epanechnikov"), "kernel"), (dict(neighbors="faiss"), "neighbors"), (dict(max_iter=0), "max_iter"),
-    (dict(batch_size=0), "batch_size"), (dict(tol=-1.0), "tol"), (dict(dtype=torch.float16), "dtype"),
+    (dict(batch_size=0), "batch_size"), (dict(kernel="gaussian", neighbors="boxtree"), "flat"), (dict(tol=-1.0), "tol"), (dict(dtype=torch.float16), "dtype"),
 ])
 def test_bad_parameters(kw, match):
     kw.setdefault("bandwidth", 1.0)

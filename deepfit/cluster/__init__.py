@@ -8,9 +8,9 @@ Example:
 from .bandwidth import bin_seeds, estimate_bandwidth
 from .checks import ClusterInputError, check_points
 from .meanshift import MeanShift, climb, mean_shift_step, merge_modes, nearest_center
-from .neighbors import AllPoints, LSHNeighbors, TreeNeighbors, kernel_weights, sqdist
+from .neighbors import AllPoints, BoxTree, LSHNeighbors, TreeNeighbors, kernel_weights, sqdist
 from .plot import plot_clusters
 
 __all__ = ["MeanShift", "estimate_bandwidth", "bin_seeds", "ClusterInputError", "check_points", "climb",
-           "mean_shift_step", "merge_modes", "nearest_center", "AllPoints", "TreeNeighbors", "LSHNeighbors",
+           "mean_shift_step", "merge_modes", "nearest_center", "AllPoints", "BoxTree", "TreeNeighbors", "LSHNeighbors",
            "kernel_weights", "sqdist", "plot_clusters"]

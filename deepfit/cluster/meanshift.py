@@ -20,12 +20,13 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from ..utils import default_device
 from .bandwidth import bin_seeds, estimate_bandwidth
 from .checks import ClusterInputError, check_points
-from .neighbors import KERNELS, AllPoints, LSHNeighbors, TreeNeighbors, kernel_radius, sqdist
+from .neighbors import KERNELS, AllPoints, BoxTree, LSHNeighbors, TreeNeighbors, kernel_radius, sqdist
 
 __all__ = ["MeanShift", "climb", "mean_shift_step", "merge_modes", "nearest_center"]
 
-NEIGHBORS = ("auto", "all", "tree", "lsh")
-AUTO_DENSE_LIMIT = 25_000_000     # "auto" uses AllPoints on the CPU up to this many seed x point pairs
+NEIGHBORS = ("auto", "all", "boxtree", "tree", "lsh")
+AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "other": 4_000_000_000}   # "auto": AllPoints up to this many
+                                                                   # seed x point pairs
 
 
 class MeanShift(ClusterMixin, BaseEstimator):
@@ -48,12 +49,14 @@ class MeanShift(ClusterMixin, BaseEstimator):
         cluster_all: label every point with its nearest mode; False: points farther than `bandwidth`
             from every mode get -1.
         neighbors: which points each step looks at: "all" (exact; one matrix product per batch of
-            seeds), "tree" (exact; a KD-tree radius search, only the points within the kernel's
-            radius), "lsh" (approximate; random-projection LSH in torch), or "auto": "all" on a GPU
-            or when seeds x points <= 25M, else "tree". The gaussian kernel is cut at 3 bandwidths by
-            "tree" and "lsh".
+            seeds), "tree" (exact; scikit-learn's KD-tree radius search, only the points within the
+            kernel's radius), "boxtree" (exact, flat kernel only; a KD-tree in torch that adds whole
+            boxes inside a window at once: the fastest on large data), "lsh" (approximate;
+            random-projection LSH in torch), or "auto": "all" up to 25M seed x point pairs on the CPU
+            (4G on a GPU), beyond that "boxtree" for the flat kernel and "tree" for the gaussian.
+            The gaussian kernel is cut at 3 bandwidths by "tree" and "lsh".
         batch_size: seeds per batch (default: about 16M distances a batch for "all", about 4M
-            neighbour pairs for "tree"/"lsh").
+            neighbour pairs (or leaf points) for the others).
         device: where to compute (default `deepfit.default_device()`).
         dtype: compute dtype, torch.float32 or torch.float64 (the points are centred first, so
             float32 distances are accurate to about 1e-6 of the data's spread).
@@ -69,7 +72,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         n_iter_: the largest number of steps any seed took.
         n_seeds_: number of seeds that climbed.
         intensities_: (n_clusters,) window count (flat) or weight (gaussian) at each mode.
-        neighbors_: the neighbour search used ("all", "tree" or "lsh").
+        neighbors_: the neighbour search used ("all", "boxtree", "tree" or "lsh").
         n_features_in_: number of features seen by `fit`.
 
     Example:
@@ -178,12 +181,18 @@ class MeanShift(ClusterMixin, BaseEstimator):
     def _search(self, Xt: torch.Tensor, n_seeds: int, bw: float, device: torch.device):
         kind = self.neighbors
         if kind == "auto":
-            kind = "all" if device.type != "cpu" or n_seeds * len(Xt) <= AUTO_DENSE_LIMIT else "tree"
+            limit = AUTO_DENSE_LIMIT["cpu" if device.type == "cpu" else "other"]
+            kind = "all" if n_seeds * len(Xt) <= limit else "boxtree" if self.kernel == "flat" else "tree"
+        if kind == "boxtree" and self.kernel != "flat":
+            raise ValueError(f"neighbors='boxtree' sums flat-kernel windows only; with kernel={self.kernel!r} use "
+                             f"neighbors='tree', 'all' or 'lsh'.")
         radius = kernel_radius(bw, self.kernel)
         if kind == "all":
             return AllPoints(Xt), kind
         if kind == "tree":
             return TreeNeighbors(Xt, radius), kind
+        if kind == "boxtree":
+            return BoxTree(Xt), kind
         return LSHNeighbors(Xt, radius, n_tables=self.lsh_tables, n_projections=self.lsh_projections,
                             width=self.lsh_width, seed=self.random_state), kind
 
