@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from deepfit.cluster import (AllPoints, BoxTree, ClusterInputError, LSHNeighbors, MeanShift, TreeNeighbors, bin_seeds,
                              climb, estimate_bandwidth, mean_shift_step, plot_clusters)
+from deepfit.cluster.plot import pca_2d
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 F64 = torch.float64
@@ -249,7 +250,8 @@ def test_bad_input_messages(X, match):
 @pytest.mark.parametrize("kw,match", [
     (dict(bandwidth=0), "bandwidth"), (dict(bandwidth=-1.0), "bandwidth"), (dict(bandwidth=float("nan")), "bandwidth"),
     (dict(kernel="epanechnikov"), "kernel"), (dict(neighbors="faiss"), "neighbors"), (dict(max_iter=0), "max_iter"),
-    (dict(batch_size=0), "batch_size"), (dict(kernel="gaussian", neighbors="boxtree"), "flat"), (dict(tol=-1.0), "tol"), (dict(dtype=torch.float16), "dtype"),
+    (dict(batch_size=0), "batch_size"), (dict(kernel="gaussian", neighbors="boxtree"), "flat"),
+    (dict(tol=-1.0), "tol"), (dict(dtype=torch.float16), "dtype"),
 ])
 def test_bad_parameters(kw, match):
     kw.setdefault("bandwidth", 1.0)
@@ -280,7 +282,14 @@ def test_plot_clusters(tmp_path):
     ms16 = MeanShift(bandwidth=6.0, device="cpu").fit(X16)
     fig = plot_clusters(X16, ms16.labels_, ms16.cluster_centers_, fname=tmp_path / "c16.png")
     assert fig.axes[0].get_xlabel().startswith("PC1") and (tmp_path / "c16.png").exists()
-    # the centres are projected like the points: each centre sits among its points in the PCA view
+    # the centres are projected like the points, on the principal axes (scikit-learn's PCA, up to sign)
+    from sklearn.decomposition import PCA
+    mean, axes, share = pca_2d(X16)
+    ref = PCA(2).fit(X16)
+    np.testing.assert_allclose(np.abs(axes.T), np.abs(ref.components_), atol=1e-8)
+    np.testing.assert_allclose(share, ref.explained_variance_ratio_, rtol=1e-8)
+    np.testing.assert_allclose(fig.axes[0].collections[1].get_offsets(), (ms16.cluster_centers_ - mean) @ axes)
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), (X16 - mean) @ axes)
     assert matplotlib.get_backend() == backend
     with pytest.raises(ClusterInputError, match="labels"):
         plot_clusters(X2, ms.labels_[:-1])

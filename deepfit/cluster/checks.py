@@ -48,8 +48,8 @@ def check_points(X: Any, name: str = "X", n_features: int | None = None) -> np.n
             f"Use {name}.reshape(-1, 1) for {arr.shape[0]} points with one feature, or "
             f"{name}.reshape(1, -1) for one point with {arr.shape[0]} features.")
     if arr.ndim != 2:
-        raise ClusterInputError(f"`{name}` must be 2-D (n_samples, n_features); received {arr.ndim}-D "
-                                f"shape {arr.shape}. Flatten each point to one row, e.g. {name}.reshape(len({name}), -1).")
+        raise ClusterInputError(f"`{name}` must be 2-D (n_samples, n_features); received {arr.ndim}-D shape "
+                                f"{arr.shape}. Flatten each point to one row, e.g. {name}.reshape(len({name}), -1).")
     if arr.shape[0] == 0:
         raise ClusterInputError(f"`{name}` is empty (0 rows, shape {arr.shape}): give at least one point.")
     if arr.shape[1] == 0:

@@ -55,7 +55,8 @@ def plot_clusters(X: Any, labels: Any, centers: Any = None, fname: str | Path | 
     X = check_points(X)
     labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
     if len(labels) != len(X):
-        raise ClusterInputError(f"`labels` has {len(labels)} entries but X has {len(X)} rows; give one label per point.")
+        raise ClusterInputError(f"`labels` has {len(labels)} entries but X has {len(X)} rows; "
+                                f"give one label per point.")
     C = None if centers is None else check_points(centers, name="centers", n_features=X.shape[1])
     d = X.shape[1]
     if d == 2:
