@@ -14,17 +14,18 @@ bandwidth, flat kernel and seeding:
 A case runs in full while seeds x points <= `--full-pairs` (deepfit, 1.1e8: up to 10k points with
 all seeds) or `--sklearn-full-pairs` (scikit-learn, 1.6e7: 1.5k points with all seeds); above, the
 library climbs `--subset` seeds drawn at random from the case's seeds (MeanShift(seeds=...), the same
-seeds for both) and the time is scaled by n_seeds / subset, marked "est.". A scikit-learn seed climbs
-alone (one radius query per step from Python), so its time is proportional to the number of seeds;
-deepfit's batched climb is too, once a batch is full (the fixed costs, e.g. building the tree and
-labelling all points, are scaled too, which favours scikit-learn slightly).
+seeds for both), and 10 of them; the time is extrapolated as t(10) + (t(subset) - t(10)) x
+(n_seeds - 10) / (subset - 10), i.e. fixed costs (trees, labelling every point) plus the cost per seed,
+marked "est.". A scikit-learn seed climbs alone (one radius query per step from Python), so its cost
+is proportional to the number of seeds; deepfit's batched climb is too, once a batch is full.
 Also: the approximate LSH search (ARI against deepfit's exact result on the same seeds, and time),
 the lesson's gaussian kernel at 1.5k, and estimate_bandwidth against scikit-learn's.
 
 Times: wall-clock and CPU time of the process (`time.process_time`; with other processes on the
 machine the CPU time is the steadier measure), median of `--repeats` runs for n = 1.5k and one run
 above; torch threads as given by `--threads` (scikit-learn's MeanShift with n_jobs=None uses one
-core either way). ARI = adjusted Rand index of the labels.
+core either way); 2 threads only where the 1-thread run took <= `--multi-thread-max-cpu` CPU seconds,
+since on a shared 2-core machine two OpenMP threads wait for each other and run many times slower. ARI = adjusted Rand index of the labels.
 """
 from __future__ import annotations
 
@@ -63,9 +64,43 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float, float]:
     return out, statistics.median(wall), statistics.median(cpu)
 
 
+def extrapolated(fit: Callable[[np.ndarray], Any], subset: np.ndarray, few: np.ndarray,
+                 n_seeds: int) -> tuple[Any, float, float]:
+    """Time `fit(seeds)` with `few` and with `subset` seeds and extrapolate to `n_seeds` seeds: the time
+    of the small run (the fixed costs: trees, labelling every point) plus the cost per added seed."""
+    _, w0, c0 = timed(lambda: fit(few), 1)
+    out, w1, c1 = timed(lambda: fit(subset), 1)
+    k = (n_seeds - len(few)) / (len(subset) - len(few))
+    return out, w0 + max(w1 - w0, 0.0) * k, c0 + max(c1 - c0, 0.0) * k
+
+
 def ari(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     from sklearn.metrics import adjusted_rand_score
     return None if a is None or b is None else float(adjusted_rand_score(a, b))
+
+
+def compare_searches(sizes: list[int], d: int, n_queries: int = 2000, device: str = "cpu") -> None:
+    """One flat-kernel mean-shift step for `n_queries` positions (points + 0.1) with each window search:
+    CPU seconds, pairs or leaf points visited, and the largest difference from the exact counts."""
+    from deepfit.cluster import AllPoints, BoxTree, LSHNeighbors, TreeNeighbors
+    bw = BANDWIDTH[d]
+    for n in sizes:
+        X, _ = lesson_blobs(n, d)
+        Xt = torch.as_tensor(X - X.mean(0), dtype=torch.float32, device=device)
+        Q = Xt[:: max(1, n // n_queries)][:n_queries] + 0.1
+        ref = None
+        for name, build in (("boxtree", lambda: BoxTree(Xt)), ("tree", lambda: TreeNeighbors(Xt, bw)),
+                            ("lsh", lambda: LSHNeighbors(Xt, bw)), ("all", lambda: AllPoints(Xt))):
+            if name == "all" and n * len(Q) > 2e8:
+                continue
+            search, wb, cb = timed(build, 1)
+            (sums, counts), w, c = timed(lambda: search.windows(Q, bw, "flat"), 1)
+            if ref is None:
+                ref = counts
+            missed = float(((ref - counts) / ref.clamp_min(1)).mean())
+            print(f"n={n} | d={d} | queries={len(Q)} | search={name} | build_cpu={cb:.3g} | step_cpu={c:.3g} | "
+                  f"step_wall={w:.3g} | visited={getattr(search, 'n_pairs', n * len(Q))} | "
+                  f"mean_neighbours={float(counts.mean()):.0f} | share_missed={missed:.3g}", flush=True)
 
 
 def main() -> None:
@@ -80,9 +115,23 @@ def main() -> None:
     ap.add_argument("--sklearn-full-pairs", type=float, default=1.6e7,
                     help="the same for scikit-learn")
     ap.add_argument("--subset", type=int, default=500, help="seeds climbed when a case is extrapolated")
+    ap.add_argument("--seedings", nargs="+", default=["bin", "all"], choices=["bin", "all"])
+    ap.add_argument("--lsh-max", type=int, default=100_000, help="largest n run with LSH")
+    ap.add_argument("--lsh-all-max", type=int, default=1500,
+                    help="largest n where LSH climbs all points as seeds (it visits many more candidates)")
+    ap.add_argument("--multi-thread-max-cpu", type=float, default=1.0,
+                    help="run more than one thread only when the 1-thread run took at most this many CPU s "
+                         "(on a busy 2-core machine 2 OpenMP threads are many times slower)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--searches", action="store_true",
+                    help="only compare the window searches on one step (2-D; --sizes)")
     args = ap.parse_args()
+    if args.searches:
+        torch.set_num_threads(args.threads[0])
+        for d in args.dims:
+            compare_searches(args.sizes, d, device=args.device)
+        return
 
     from sklearn.cluster import MeanShift as SkMeanShift
     from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
@@ -111,11 +160,11 @@ def main() -> None:
                 ref_bw, w2, c2 = timed(lambda: sk_estimate_bandwidth(X, n_samples=ns), 1)
                 emit(**case, what="estimate_bandwidth", n_samples=ns, deepfit=ours_bw, sklearn=ref_bw,
                      rel_diff=abs(ours_bw - ref_bw) / ref_bw, cpu_deepfit=c1, cpu_sklearn=c2)
-            for seeding in ("bin", "all"):
+            for seeding in args.seedings:
                 seeds = bin_seeds(X, bw) if seeding == "bin" else X
                 rng = np.random.default_rng(0)
                 subset = seeds[np.sort(rng.choice(len(seeds), min(len(seeds), args.subset), replace=False))]
-                scale = len(seeds) / len(subset)
+                few = subset[:: max(1, len(subset) // 10)][:10]
                 work = len(seeds) * n            # seed x point pairs of one step
                 full_ours = len(seeds) <= args.subset or work <= args.full_pairs
                 full_sk = len(seeds) <= args.subset or work <= args.sklearn_full_pairs
@@ -131,8 +180,8 @@ def main() -> None:
                             emit(**case, seeding=seeding, method="sklearn", threads=1, runs=reps, wall=sk_wall,
                                  cpu=sk_cpu, clusters=len(sk.cluster_centers_), ari_truth=ari(y, sk.labels_))
                         else:
-                            sk, w, c = timed(lambda: SkMeanShift(bandwidth=bw, seeds=subset).fit(X), 1)
-                            sk_wall, sk_cpu = w * scale, c * scale
+                            sk, sk_wall, sk_cpu = extrapolated(lambda s: SkMeanShift(bandwidth=bw, seeds=s).fit(X),
+                                                               subset, few, len(seeds))
                             emit(**case, seeding=seeding, method=f"sklearn est. from {len(subset)} seeds", threads=1,
                                  runs=1, wall=sk_wall, cpu=sk_cpu, clusters=len(sk.cluster_centers_))
                     except ValueError as e:
@@ -140,9 +189,15 @@ def main() -> None:
                 # -- deepfit, exact (auto: boxtree on large data) and approximate (lsh)
                 exact_labels: dict[int, np.ndarray] = {}
                 for neighbors in ("auto", "lsh"):
-                    if neighbors == "lsh" and not full_ours:
+                    if neighbors == "lsh" and (not full_ours or n > args.lsh_max
+                                               or (seeding == "all" and n > args.lsh_all_max)):
                         continue          # LSH's candidate lists are long; see RESULTS.md
+                    one_thread_cpu = None
                     for threads in args.threads:
+                        if threads > 1 and one_thread_cpu is not None and one_thread_cpu > args.multi_thread_max_cpu:
+                            emit(**case, seeding=seeding, method=f"deepfit {neighbors}", threads=threads,
+                                 skipped=f"1-thread run took {one_thread_cpu:.1f} CPU s > --multi-thread-max-cpu")
+                            continue
                         torch.set_num_threads(threads)
                         kw = dict(bandwidth=bw, neighbors=neighbors, device=args.device)
                         try:
@@ -150,14 +205,16 @@ def main() -> None:
                                 ms, w, c = timed(lambda: MeanShift(bin_seeding=seeding == "bin", **kw).fit(X), reps)
                                 tag = ""
                             else:
-                                ms, w, c = timed(lambda: MeanShift(seeds=subset, **kw).fit(X), 1)
-                                w, c = w * scale, c * scale
+                                ms, w, c = extrapolated(lambda s: MeanShift(seeds=s, **kw).fit(X), subset, few,
+                                                        len(seeds))
                                 tag = f" est. from {len(subset)} seeds"
                         except ValueError as e:
                             emit(**case, seeding=seeding, method=f"deepfit {neighbors}", threads=threads,
                                  error=str(e)[:80])
                             continue
                         labels = ms.labels_
+                        if threads == 1:
+                            one_thread_cpu = c
                         if neighbors != "lsh":
                             exact_labels[threads] = labels
                         row = dict(**case, seeding=seeding, method=f"deepfit {ms.neighbors_}{tag}", threads=threads,
