@@ -25,7 +25,8 @@ Times: wall-clock and CPU time of the process (`time.process_time`; with other p
 machine the CPU time is the steadier measure), median of `--repeats` runs for n = 1.5k and one run
 above; torch threads as given by `--threads` (scikit-learn's MeanShift with n_jobs=None uses one
 core either way); 2 threads only where the 1-thread run took <= `--multi-thread-max-cpu` CPU seconds,
-since on a shared 2-core machine two OpenMP threads wait for each other and run many times slower. ARI = adjusted Rand index of the labels.
+since on a shared 2-core machine two OpenMP threads wait for each other and run many times slower.
+ARI = adjusted Rand index of the labels.
 """
 from __future__ import annotations
 

@@ -175,6 +175,15 @@ def test_boxtree_windows_equal_brute_force(d, leaf_size):
         tree.windows(Q, 1.0, "gaussian")
 
 
+@pytest.mark.parametrize("d,kernel,expected", [(2, "flat", "boxtree"), (2, "gaussian", "tree"), (16, "flat", "tree")])
+def test_auto_neighbors_beyond_dense_limit(monkeypatch, d, kernel, expected):
+    from deepfit.cluster import meanshift
+    X = blobs(20, k=2, d=d, std=1.0, seed=17)
+    assert MeanShift(bandwidth=3.0, kernel=kernel, device="cpu").fit(X).neighbors_ == "all"     # small: dense
+    monkeypatch.setattr(meanshift, "AUTO_DENSE_LIMIT", {"cpu": 0, "cpu_many_features": 0, "other": 0})
+    assert MeanShift(bandwidth=3.0, kernel=kernel, device="cpu").fit(X).neighbors_ == expected
+
+
 def test_lsh_meanshift_close_to_exact():
     X = blobs(60, k=4, std=1.0, seed=8)
     exact = MeanShift(bandwidth=2.0, neighbors="tree", device="cpu").fit(X)

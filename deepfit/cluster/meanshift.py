@@ -25,8 +25,11 @@ from .neighbors import KERNELS, AllPoints, BoxTree, LSHNeighbors, TreeNeighbors,
 __all__ = ["MeanShift", "climb", "mean_shift_step", "merge_modes", "nearest_center"]
 
 NEIGHBORS = ("auto", "all", "boxtree", "tree", "lsh")
-AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "other": 4_000_000_000}   # "auto": AllPoints up to this many
-                                                                   # seed x point pairs
+# neighbors="auto": AllPoints up to this many seed x point pairs; beyond, BoxTree up to BOXTREE_MAX_DIM
+# features (in more dimensions few boxes fit inside a window: 3x slower than AllPoints at 16-D), else
+# scikit-learn's tree
+AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "cpu_many_features": 200_000_000, "other": 4_000_000_000}
+BOXTREE_MAX_DIM = 4
 
 
 class MeanShift(ClusterMixin, BaseEstimator):
@@ -53,7 +56,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
             kernel's radius), "boxtree" (exact, flat kernel only; a KD-tree in torch that adds whole
             boxes inside a window at once: the fastest on large data), "lsh" (approximate;
             random-projection LSH in torch), or "auto": "all" up to 25M seed x point pairs on the CPU
-            (4G on a GPU), beyond that "boxtree" for the flat kernel and "tree" for the gaussian.
+            (200M with more than 4 features; 4G on a GPU), beyond that "boxtree" for the flat
+            kernel with up to 4 features, else "tree".
             The gaussian kernel is cut at 3 bandwidths by "tree" and "lsh".
         batch_size: seeds per batch (default: about 16M distances a batch for "all", about 4M
             neighbour pairs (or leaf points) for the others).
@@ -181,8 +185,10 @@ class MeanShift(ClusterMixin, BaseEstimator):
     def _search(self, Xt: torch.Tensor, n_seeds: int, bw: float, device: torch.device):
         kind = self.neighbors
         if kind == "auto":
-            limit = AUTO_DENSE_LIMIT["cpu" if device.type == "cpu" else "other"]
-            kind = "all" if n_seeds * len(Xt) <= limit else "boxtree" if self.kernel == "flat" else "tree"
+            low_dim = Xt.shape[1] <= BOXTREE_MAX_DIM
+            limit = AUTO_DENSE_LIMIT["other" if device.type != "cpu" else "cpu" if low_dim else "cpu_many_features"]
+            kind = ("all" if n_seeds * len(Xt) <= limit else
+                    "boxtree" if self.kernel == "flat" and low_dim else "tree")
         if kind == "boxtree" and self.kernel != "flat":
             raise ValueError(f"neighbors='boxtree' sums flat-kernel windows only; with kernel={self.kernel!r} use "
                              f"neighbors='tree', 'all' or 'lsh'.")
