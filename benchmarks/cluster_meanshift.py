@@ -1,0 +1,246 @@
+"""deepfit.cluster.MeanShift vs scikit-learn's MeanShift on the course's blobs (lesson 13 of fast.ai
+DL2 2017: 6 centroids uniform in [-35, 35]^d, each cluster drawn from N(centroid, 5 I)).
+
+Run (project venv, from the repository root):
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/cluster_meanshift.py            # the full set (~20 min busy)
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/cluster_meanshift.py --sizes 1500 --dims 2 --threads 1
+
+Cases: n = 1,500 (6 x 250, as in the lesson), 10k, 100k (against scikit-learn) and 1M (deepfit only),
+in 2-D (bandwidth 2.5, the lesson's) and 16-D (bandwidth 10). Both libraries get the same points,
+bandwidth, flat kernel and seeding:
+- `bin` seeding (scikit-learn's `bin_seeding=True`, its setting for large data): full runs.
+- `all` seeding (every point is a seed, scikit-learn's default).
+A case runs in full while seeds x points <= `--full-pairs` (deepfit, 1.1e8: up to 10k points with
+all seeds) or `--sklearn-full-pairs` (scikit-learn, 1.6e7: 1.5k points with all seeds); above, the
+library climbs `--subset` seeds drawn at random from the case's seeds (MeanShift(seeds=...), the same
+seeds for both), and 10 of them; the time is extrapolated as t(10) + (t(subset) - t(10)) x
+(n_seeds - 10) / (subset - 10), i.e. fixed costs (trees, labelling every point) plus the cost per seed,
+marked "est.". A scikit-learn seed climbs alone (one radius query per step from Python), so its cost
+is proportional to the number of seeds; deepfit's batched climb is too, once a batch is full.
+Also: the approximate LSH search (ARI against deepfit's exact result on the same seeds, and time),
+the lesson's gaussian kernel at 1.5k, and estimate_bandwidth against scikit-learn's.
+
+Times: wall-clock and CPU time of the process (`time.process_time`; with other processes on the
+machine the CPU time is the steadier measure), median of `--repeats` runs for n = 1.5k and one run
+above; torch threads as given by `--threads` (scikit-learn's MeanShift with n_jobs=None uses one
+core either way); 2 threads only where the 1-thread run took <= `--multi-thread-max-cpu` CPU seconds,
+since on a shared 2-core machine two OpenMP threads wait for each other and run many times slower.
+ARI = adjusted Rand index of the labels.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+BANDWIDTH = {2: 2.5, 16: 10.0}
+
+
+def lesson_blobs(n: int, d: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """6 clusters as in the lesson: centroids uniform in [-35, 35]^d, points N(centroid, 5 I)."""
+    rng = np.random.default_rng(seed)
+    centroids = rng.uniform(-35, 35, size=(6, d))
+    sizes = [n // 6 + (i < n % 6) for i in range(6)]
+    X = np.concatenate([c + np.sqrt(5.0) * rng.standard_normal((s, d)) for c, s in zip(centroids, sizes)])
+    y = np.repeat(np.arange(6), sizes)
+    return X, y
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float, float]:
+    """Run `fn` `repeats` times: its last result, the median wall and median CPU seconds."""
+    wall, cpu, out = [], [], None
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return out, statistics.median(wall), statistics.median(cpu)
+
+
+def extrapolated(fit: Callable[[np.ndarray], Any], subset: np.ndarray, few: np.ndarray,
+                 n_seeds: int) -> tuple[Any, float, float]:
+    """Time `fit(seeds)` with `few` and with `subset` seeds and extrapolate to `n_seeds` seeds: the time
+    of the small run (the fixed costs: trees, labelling every point) plus the cost per added seed."""
+    _, w0, c0 = timed(lambda: fit(few), 1)
+    out, w1, c1 = timed(lambda: fit(subset), 1)
+    k = (n_seeds - len(few)) / (len(subset) - len(few))
+    return out, w0 + max(w1 - w0, 0.0) * k, c0 + max(c1 - c0, 0.0) * k
+
+
+def ari(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    from sklearn.metrics import adjusted_rand_score
+    return None if a is None or b is None else float(adjusted_rand_score(a, b))
+
+
+def compare_searches(sizes: list[int], d: int, n_queries: int = 2000, device: str = "cpu") -> None:
+    """One flat-kernel mean-shift step for `n_queries` positions (points + 0.1) with each window search:
+    CPU seconds, pairs or leaf points visited, and the largest difference from the exact counts."""
+    from deepfit.cluster import AllPoints, BoxTree, LSHNeighbors, TreeNeighbors
+    bw = BANDWIDTH[d]
+    for n in sizes:
+        X, _ = lesson_blobs(n, d)
+        Xt = torch.as_tensor(X - X.mean(0), dtype=torch.float32, device=device)
+        Q = Xt[:: max(1, n // n_queries)][:n_queries] + 0.1
+        ref = None
+        for name, build in (("boxtree", lambda: BoxTree(Xt)), ("tree", lambda: TreeNeighbors(Xt, bw)),
+                            ("lsh", lambda: LSHNeighbors(Xt, bw)), ("all", lambda: AllPoints(Xt))):
+            if name == "all" and n * len(Q) > 2e8:
+                continue
+            search, wb, cb = timed(build, 1)
+            (sums, counts), w, c = timed(lambda: search.windows(Q, bw, "flat"), 1)
+            if ref is None:
+                ref = counts
+            missed = float(((ref - counts) / ref.clamp_min(1)).mean())
+            print(f"n={n} | d={d} | queries={len(Q)} | search={name} | build_cpu={cb:.3g} | step_cpu={c:.3g} | "
+                  f"step_wall={w:.3g} | visited={getattr(search, 'n_pairs', n * len(Q))} | "
+                  f"mean_neighbours={float(counts.mean()):.0f} | share_missed={missed:.3g}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1500, 10_000, 100_000, 1_000_000])
+    ap.add_argument("--dims", type=int, nargs="+", default=[2, 16])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3, help="runs per measurement for n <= 10k (median)")
+    ap.add_argument("--sklearn-max", type=int, default=100_000, help="largest n run with scikit-learn")
+    ap.add_argument("--full-pairs", type=float, default=1.1e8,
+                    help="deepfit climbs all seeds when seeds x points <= this (above: --subset seeds, extrapolated)")
+    ap.add_argument("--sklearn-full-pairs", type=float, default=1.6e7,
+                    help="the same for scikit-learn")
+    ap.add_argument("--subset", type=int, default=500, help="seeds climbed when a case is extrapolated")
+    ap.add_argument("--seedings", nargs="+", default=["bin", "all"], choices=["bin", "all"])
+    ap.add_argument("--lsh-max", type=int, default=100_000, help="largest n run with LSH")
+    ap.add_argument("--lsh-all-max", type=int, default=1500,
+                    help="largest n where LSH climbs all points as seeds (it visits many more candidates)")
+    ap.add_argument("--multi-thread-max-cpu", type=float, default=1.0,
+                    help="run more than one thread only when the 1-thread run took at most this many CPU s "
+                         "(on a busy 2-core machine 2 OpenMP threads are many times slower)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--searches", action="store_true",
+                    help="only compare the window searches on one step (2-D; --sizes)")
+    args = ap.parse_args()
+    if args.searches:
+        torch.set_num_threads(args.threads[0])
+        for d in args.dims:
+            compare_searches(args.sizes, d, device=args.device)
+        return
+
+    from sklearn.cluster import MeanShift as SkMeanShift
+    from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
+
+    from deepfit.cluster import MeanShift, bin_seeds, estimate_bandwidth
+
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.1f}; torch {torch.__version__}; device {args.device}")
+    rows: list[dict] = []
+
+    def emit(**row: Any) -> None:
+        rows.append(row)
+        fmt = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}
+        print(" | ".join(f"{k}={v}" for k, v in fmt.items()), flush=True)
+
+    for d in args.dims:
+        bw = BANDWIDTH[d]
+        for n in args.sizes:
+            X, y = lesson_blobs(n, d)
+            reps = args.repeats if n <= 1500 else 1
+            case = dict(n=n, d=d, bandwidth=bw)
+            # -- bandwidth estimate: the same number as scikit-learn's (all points at 1.5k, 1,000 above)
+            if n <= args.sklearn_max:
+                ns = None if n <= 1500 else 1000
+                ours_bw, w1, c1 = timed(lambda: estimate_bandwidth(X, n_samples=ns, device=args.device), 1)
+                ref_bw, w2, c2 = timed(lambda: sk_estimate_bandwidth(X, n_samples=ns), 1)
+                emit(**case, what="estimate_bandwidth", n_samples=ns, deepfit=ours_bw, sklearn=ref_bw,
+                     rel_diff=abs(ours_bw - ref_bw) / ref_bw, cpu_deepfit=c1, cpu_sklearn=c2)
+            for seeding in args.seedings:
+                seeds = bin_seeds(X, bw) if seeding == "bin" else X
+                rng = np.random.default_rng(0)
+                subset = seeds[np.sort(rng.choice(len(seeds), min(len(seeds), args.subset), replace=False))]
+                few = subset[:: max(1, len(subset) // 10)][:10]
+                work = len(seeds) * n            # seed x point pairs of one step
+                full_ours = len(seeds) <= args.subset or work <= args.full_pairs
+                full_sk = len(seeds) <= args.subset or work <= args.sklearn_full_pairs
+                sk_kw = dict(bandwidth=bw, bin_seeding=seeding == "bin")
+                case["n_seeds"] = len(seeds)
+                # -- scikit-learn
+                sk_labels, sk_wall, sk_cpu = None, None, None
+                if n <= args.sklearn_max:
+                    try:
+                        if full_sk:
+                            sk, sk_wall, sk_cpu = timed(lambda: SkMeanShift(**sk_kw).fit(X), reps)
+                            sk_labels = sk.labels_
+                            emit(**case, seeding=seeding, method="sklearn", threads=1, runs=reps, wall=sk_wall,
+                                 cpu=sk_cpu, clusters=len(sk.cluster_centers_), ari_truth=ari(y, sk.labels_))
+                        else:
+                            sk, sk_wall, sk_cpu = extrapolated(lambda s: SkMeanShift(bandwidth=bw, seeds=s).fit(X),
+                                                               subset, few, len(seeds))
+                            emit(**case, seeding=seeding, method=f"sklearn est. from {len(subset)} seeds", threads=1,
+                                 runs=1, wall=sk_wall, cpu=sk_cpu, clusters=len(sk.cluster_centers_))
+                    except ValueError as e:
+                        emit(**case, seeding=seeding, method="sklearn", error=str(e)[:80])
+                # -- deepfit, exact (auto: boxtree on large data) and approximate (lsh)
+                exact_labels: dict[int, np.ndarray] = {}
+                for neighbors in ("auto", "lsh"):
+                    if neighbors == "lsh" and (not full_ours or n > args.lsh_max
+                                               or (seeding == "all" and n > args.lsh_all_max)):
+                        continue          # LSH's candidate lists are long; see RESULTS.md
+                    one_thread_cpu = None
+                    for threads in args.threads:
+                        if threads > 1 and one_thread_cpu is not None and one_thread_cpu > args.multi_thread_max_cpu:
+                            emit(**case, seeding=seeding, method=f"deepfit {neighbors}", threads=threads,
+                                 skipped=f"1-thread run took {one_thread_cpu:.1f} CPU s > --multi-thread-max-cpu")
+                            continue
+                        torch.set_num_threads(threads)
+                        kw = dict(bandwidth=bw, neighbors=neighbors, device=args.device)
+                        try:
+                            if full_ours:
+                                ms, w, c = timed(lambda: MeanShift(bin_seeding=seeding == "bin", **kw).fit(X), reps)
+                                tag = ""
+                            else:
+                                ms, w, c = extrapolated(lambda s: MeanShift(seeds=s, **kw).fit(X), subset, few,
+                                                        len(seeds))
+                                tag = f" est. from {len(subset)} seeds"
+                        except ValueError as e:
+                            emit(**case, seeding=seeding, method=f"deepfit {neighbors}", threads=threads,
+                                 error=str(e)[:80])
+                            continue
+                        labels = ms.labels_
+                        if threads == 1:
+                            one_thread_cpu = c
+                        if neighbors != "lsh":
+                            exact_labels[threads] = labels
+                        row = dict(**case, seeding=seeding, method=f"deepfit {ms.neighbors_}{tag}", threads=threads,
+                                   runs=reps if full_ours else 1, wall=w, cpu=c, clusters=len(ms.cluster_centers_),
+                                   n_iter=ms.n_iter_, ari_truth=ari(y, labels) if full_ours else None)
+                        if full_ours and sk_labels is not None:
+                            row["ari_sklearn"] = ari(sk_labels, labels)
+                        if neighbors == "lsh":
+                            row["ari_exact"] = ari(exact_labels.get(threads), labels)
+                        if sk_wall is not None:
+                            row["speedup_wall"], row["speedup_cpu"] = sk_wall / w, sk_cpu / c
+                        emit(**row)
+            # -- the lesson's gaussian kernel (deepfit only: scikit-learn has the flat kernel)
+            if n == 1500:
+                for threads in args.threads:
+                    torch.set_num_threads(threads)
+                    ms, w, c = timed(lambda: MeanShift(bandwidth=bw, kernel="gaussian", device=args.device).fit(X),
+                                     reps)
+                    emit(**case, seeding="all", method=f"deepfit gaussian {ms.neighbors_}", threads=threads,
+                         runs=reps, wall=w, cpu=c, clusters=len(ms.cluster_centers_), n_iter=ms.n_iter_,
+                         ari_truth=ari(y, ms.labels_))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""deepfit.cluster: mean shift against hand-computed steps (float64), scikit-learn's MeanShift and
+estimate_bandwidth, the exact and approximate neighbour searches, input checks and the plot."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.cluster import MeanShift as SkMeanShift
+from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
+from sklearn.cluster import get_bin_seeds
+from sklearn.metrics import adjusted_rand_score
+
+from deepfit.cluster import (AllPoints, BoxTree, ClusterInputError, LSHNeighbors, MeanShift, TreeNeighbors, bin_seeds,
+                             climb, estimate_bandwidth, mean_shift_step, plot_clusters)
+from deepfit.cluster.plot import pca_2d
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+F64 = torch.float64
+
+
+def blobs(n_per: int = 40, k: int = 4, d: int = 2, std: float = 1.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-20, 20, size=(k, d))
+    return np.concatenate([c + std * rng.standard_normal((n_per, d)) for c in centres])
+
+
+def ref_step(X: np.ndarray, q: np.ndarray, bw: float, kernel: str, cutoff: float = math.inf):
+    """One mean-shift step for one position, written out point by point."""
+    num, den = np.zeros(X.shape[1]), 0.0
+    for x in X:
+        d = math.sqrt(sum((a - b) ** 2 for a, b in zip(x, q)))
+        if kernel == "flat":
+            w = 1.0 if d <= bw else 0.0
+        else:
+            w = math.exp(-d * d / (2 * bw * bw)) if d <= cutoff else 0.0
+        num += w * x
+        den += w
+    return num / den, den
+
+
+# ---- one step, by hand ----------------------------------------------------------------------------
+def test_single_step_by_hand_flat():
+    X = torch.tensor([[0., 0.], [1., 0.], [0., 1.], [5., 5.], [6., 5.]], dtype=F64)
+    Q = torch.tensor([[0.2, 0.2], [5.4, 5.0], [20., 20.]], dtype=F64)
+    for search in (AllPoints(X), TreeNeighbors(X, 1.5), BoxTree(X, leaf_size=1), BoxTree(X),
+                   LSHNeighbors(X, 1.5, n_tables=8, width=20.0)):
+        new, w = mean_shift_step(Q, search, 1.5, "flat")
+        # (0,0), (1,0), (0,1) are within 1.5 of (0.2, 0.2); (5,5), (6,5) of (5.4, 5); nothing of (20, 20)
+        torch.testing.assert_close(new, torch.tensor([[1 / 3, 1 / 3], [5.5, 5.0], [20., 20.]], dtype=F64))
+        torch.testing.assert_close(w, torch.tensor([3., 2., 0.], dtype=F64))
+
+
+@pytest.mark.parametrize("kind", ["all", "tree"])
+def test_single_step_by_hand_gaussian(kind):
+    X = blobs(15, k=3, std=2.0)
+    Q = X[::7] + 0.3
+    bw = 2.5
+    Xt, Qt = torch.tensor(X), torch.tensor(Q)
+    search = AllPoints(Xt) if kind == "all" else TreeNeighbors(Xt, 3 * bw)
+    new, w = mean_shift_step(Qt, search, bw, "gaussian")
+    cutoff = math.inf if kind == "all" else 3 * bw
+    for i, q in enumerate(Q):
+        ref, den = ref_step(X, q, bw, "gaussian", cutoff)
+        np.testing.assert_allclose(new[i].numpy(), ref, rtol=1e-12, atol=1e-12)
+        assert w[i].item() == pytest.approx(den, rel=1e-12)
+
+
+def test_climb_steps_match_loop():
+    """Three steps of every seed (max_iter=3, tol=0) equal three hand steps; counts are the last window's."""
+    X = blobs(20, k=3, std=1.5, seed=1)
+    pos, w, steps = climb(torch.tensor(X), AllPoints(torch.tensor(X)), 2.0, "flat", max_iter=3, tol=0.0)
+    for i in range(0, len(X), 5):
+        q = X[i]
+        for _ in range(3):
+            prev = q
+            q, den = ref_step(X, prev, 2.0, "flat")
+        np.testing.assert_allclose(pos[i].numpy(), q, atol=1e-12)
+        assert w[i].item() == den
+    assert steps.max().item() <= 3
+
+
+# ---- against scikit-learn -------------------------------------------------------------------------
+@pytest.mark.parametrize("bin_seeding", [False, True])
+@pytest.mark.parametrize("neighbors", ["all", "tree", "boxtree"])
+def test_matches_sklearn_meanshift(neighbors, bin_seeding):
+    X = blobs(35, k=4, std=1.2, seed=2)
+    ours = MeanShift(bandwidth=2.5, neighbors=neighbors, bin_seeding=bin_seeding, dtype=F64, device="cpu").fit(X)
+    ref = SkMeanShift(bandwidth=2.5, bin_seeding=bin_seeding).fit(X)
+    assert adjusted_rand_score(ref.labels_, ours.labels_) == 1.0
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-9)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)       # same order of centres, too
+    assert ours.n_iter_ == ref.n_iter_ + 1                          # sklearn counts steps after the first
+
+
+def test_matches_sklearn_float32_and_cluster_all_false():
+    X = np.concatenate([blobs(35, k=3, std=1.0, seed=3), [[60.0, 60.0]]])
+    ours = MeanShift(bandwidth=2.0, cluster_all=False, bin_seeding=True, device="cpu").fit(X)   # float32
+    ref = SkMeanShift(bandwidth=2.0, cluster_all=False, bin_seeding=True).fit(X)
+    assert adjusted_rand_score(ref.labels_, ours.labels_) == 1.0
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-4)
+    assert (ours.labels_ == -1).sum() == (ref.labels_ == -1).sum()
+
+
+@pytest.mark.parametrize("quantile,n_samples", [(0.3, None), (0.5, None), (0.1, 60), (0.0, None), (1.0, 40)])
+def test_estimate_bandwidth_matches_sklearn(quantile, n_samples):
+    X = blobs(30, k=3, d=3, std=2.0, seed=4)
+    ours = estimate_bandwidth(X, quantile=quantile, n_samples=n_samples, random_state=7, device="cpu")
+    ref = sk_estimate_bandwidth(X, quantile=quantile, n_samples=n_samples, random_state=7)
+    assert ours == pytest.approx(ref, rel=1e-10)
+
+
+def test_default_bandwidth_is_estimated():
+    X = blobs(30, k=3, seed=5)
+    ms = MeanShift(device="cpu", dtype=F64).fit(X)
+    assert ms.bandwidth_ == pytest.approx(sk_estimate_bandwidth(X), rel=1e-10)
+
+
+def test_bin_seeds_match_sklearn():
+    X = blobs(50, k=3, std=2.0, seed=6)
+    ours = bin_seeds(X, 1.7, min_bin_freq=2)
+    ref = get_bin_seeds(X, 1.7, min_bin_freq=2)
+    assert sorted(map(tuple, np.round(ours, 5))) == sorted(map(tuple, np.round(ref.astype(np.float64), 5)))
+
+
+# ---- neighbour searches ---------------------------------------------------------------------------
+def exact_pairs(X, Q, r):
+    d = np.sqrt(((Q[:, None, :] - X[None]) ** 2).sum(-1))
+    return {(int(i), int(j)) for i, j in zip(*np.nonzero(d <= r))}
+
+
+@pytest.mark.parametrize("d", [2, 16])
+def test_tree_pairs_exact_and_lsh_pairs_subset(d):
+    X = blobs(60, k=3, d=d, std=1.0, seed=7)
+    Q = X[::9] + 0.1
+    r = 1.0 if d == 2 else 4.0
+    ref = exact_pairs(X, Q, r)
+    Xt, Qt = torch.tensor(X), torch.tensor(Q)
+    rows, cols, _ = TreeNeighbors(Xt, r).pairs(Qt, need_d2=False)
+    assert set(zip(rows.tolist(), cols.tolist())) == ref
+    rows, cols, d2 = LSHNeighbors(Xt, r, n_tables=6, n_projections=2, width=4.0).pairs(Qt, need_d2=True)
+    found = list(zip(rows.tolist(), cols.tolist()))
+    assert len(found) == len(set(found))                  # each pair once, whatever the tables
+    assert set(found) <= ref                              # never a false neighbour
+    assert len(set(found)) >= 0.8 * len(ref)              # most true ones (recall)
+    np.testing.assert_allclose(d2.numpy(), ((X[cols.numpy()] - Q[rows.numpy()]) ** 2).sum(1), rtol=1e-10)
+    # very wide buckets: every true pair is found
+    rows, cols, _ = LSHNeighbors(Xt, r, n_tables=2, width=1e4).pairs(Qt, need_d2=True)
+    assert set(zip(rows.tolist(), cols.tolist())) == ref
+
+
+@pytest.mark.parametrize("d,leaf_size", [(2, 4), (2, 12), (16, 5), (3, 1000)])
+def test_boxtree_windows_equal_brute_force(d, leaf_size):
+    """Flat windows from whole boxes + edge leaves equal the sum over every point (float64), also with
+    repeated points and windows that hold everything, nothing, or one box exactly."""
+    X = np.concatenate([blobs(70, k=3, d=d, std=1.5, seed=15), np.repeat(blobs(1, k=1, d=d, seed=16), 9, 0)])
+    Xt = torch.tensor(X)
+    Q = torch.cat([Xt[::11] + 0.05, Xt.mean(0, keepdim=True), torch.full((1, d), 1e3, dtype=F64)])
+    tree = BoxTree(Xt, leaf_size=leaf_size)
+    for r in (0.5, 2.0, 8.0, 1e4):
+        sums, counts = tree.windows(Q, r, "flat")
+        ref_sums, ref_counts = AllPoints(Xt).windows(Q, r, "flat")
+        torch.testing.assert_close(counts, ref_counts, rtol=0, atol=0)
+        torch.testing.assert_close(sums, ref_sums, rtol=1e-12, atol=1e-9)
+    # the tree holds every point once, in boxes that contain their points
+    assert sorted(map(tuple, tree.Xp.tolist())) == sorted(map(tuple, X.tolist()))
+    leaf = tree.boxes[-1]
+    bounds = (torch.arange(2**tree.depth + 1) * len(X)) >> tree.depth     # leaf j: [bounds[j], bounds[j+1])
+    node_of = torch.searchsorted(bounds, torch.arange(len(X)), right=True) - 1
+    assert ((tree.Xp >= leaf[node_of, :d]) & (tree.Xp <= leaf[node_of, d:])).all()
+    with pytest.raises(ValueError, match="flat"):
+        tree.windows(Q, 1.0, "gaussian")
+
+
+@pytest.mark.parametrize("d,kernel,expected", [(2, "flat", "boxtree"), (2, "gaussian", "tree"), (16, "flat", "tree")])
+def test_auto_neighbors_beyond_dense_limit(monkeypatch, d, kernel, expected):
+    from deepfit.cluster import meanshift
+    X = blobs(20, k=2, d=d, std=1.0, seed=17)
+    assert MeanShift(bandwidth=3.0, kernel=kernel, device="cpu").fit(X).neighbors_ == "all"     # small: dense
+    monkeypatch.setattr(meanshift, "AUTO_DENSE_LIMIT", {"cpu": 0, "cpu_many_features": 0, "other": 0})
+    assert MeanShift(bandwidth=3.0, kernel=kernel, device="cpu").fit(X).neighbors_ == expected
+
+
+def test_lsh_meanshift_close_to_exact():
+    X = blobs(60, k=4, std=1.0, seed=8)
+    exact = MeanShift(bandwidth=2.0, neighbors="tree", device="cpu").fit(X)
+    approx = MeanShift(bandwidth=2.0, neighbors="lsh", device="cpu").fit(X)
+    assert approx.neighbors_ == "lsh" and exact.neighbors_ == "tree"
+    assert adjusted_rand_score(exact.labels_, approx.labels_) >= 0.99
+    assert len(approx.cluster_centers_) == len(exact.cluster_centers_)
+
+
+def test_gaussian_kernel_finds_blobs():
+    X = blobs(40, k=4, std=1.0, seed=9)
+    truth = np.repeat(np.arange(4), 40)
+    labels = {}
+    for neighbors in ("all", "tree"):
+        ms = MeanShift(bandwidth=1.5, kernel="gaussian", neighbors=neighbors, device="cpu").fit(X)
+        assert adjusted_rand_score(truth, ms.labels_) >= 0.95
+        labels[neighbors] = ms.labels_
+    assert adjusted_rand_score(labels["all"], labels["tree"]) == 1.0    # the 3-bandwidth cut changes nothing here
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("neighbors", ["all", "tree", "lsh"])
+def test_cuda_matches_cpu(neighbors):
+    X = blobs(50, k=4, std=1.0, seed=10)
+    cpu = MeanShift(bandwidth=2.0, neighbors=neighbors, device="cpu", dtype=F64).fit(X)
+    gpu = MeanShift(bandwidth=2.0, neighbors=neighbors, device="cuda", dtype=F64).fit(X)
+    np.testing.assert_array_equal(cpu.labels_, gpu.labels_)
+    np.testing.assert_allclose(cpu.cluster_centers_, gpu.cluster_centers_, atol=1e-9)
+
+
+# ---- estimator conventions ------------------------------------------------------------------------
+def test_estimator_conventions():
+    X = blobs(30, k=3, seed=11)
+    ms = MeanShift(bandwidth=2.0, device="cpu")
+    assert ms.fit(X) is ms
+    assert ms.labels_.shape == (len(X),) and ms.cluster_centers_.shape == (3, 2)
+    assert ms.n_features_in_ == 2 and ms.bandwidth_ == 2.0 and ms.n_seeds_ == len(X)
+    np.testing.assert_array_equal(ms.predict(X), ms.labels_)
+    np.testing.assert_array_equal(MeanShift(bandwidth=2.0, device="cpu").fit_predict(X), ms.labels_)
+    twin = clone(ms)
+    assert twin.get_params() == ms.get_params() and not hasattr(twin, "labels_")
+    # tensors and DataFrames are accepted; the input is not modified
+    import pandas as pd
+    before = X.copy()
+    np.testing.assert_array_equal(MeanShift(bandwidth=2.0, device="cpu").fit(torch.tensor(X)).labels_, ms.labels_)
+    np.testing.assert_array_equal(MeanShift(bandwidth=2.0, device="cpu").fit(pd.DataFrame(X)).labels_, ms.labels_)
+    np.testing.assert_array_equal(X, before)
+
+
+def test_one_point_and_identical_points():
+    ms = MeanShift(bandwidth=1.0, device="cpu").fit([[3.0, 4.0]])
+    np.testing.assert_allclose(ms.cluster_centers_, [[3.0, 4.0]])
+    assert ms.labels_.tolist() == [0]
+    with pytest.raises(ClusterInputError, match="single point.*bandwidth="):
+        MeanShift(device="cpu").fit([[3.0, 4.0]])
+    with pytest.raises(ClusterInputError, match="estimated bandwidth is 0"):
+        MeanShift(device="cpu").fit(np.ones((10, 2)))
+
+
+@pytest.mark.parametrize("X,match", [
+    (np.array([[0., 1.], [np.nan, 2.], [3., 4.], [5., np.inf]]), r"NaN or infinite values in 2 row\(s\).*1, 3"),
+    (np.zeros((0, 2)), "empty"),
+    (np.zeros((5, 0)), "no columns"),
+    (np.arange(5.0), r"1-D.*reshape\(-1, 1\)"),
+    (np.zeros((2, 3, 4)), "3-D"),
+    (np.array([["a", "b"]]), "numbers"),
+])
+def test_bad_input_messages(X, match):
+    with pytest.raises(ClusterInputError, match=match):
+        MeanShift(bandwidth=1.0, device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(bandwidth=0), "bandwidth"), (dict(bandwidth=-1.0), "bandwidth"), (dict(bandwidth=float("nan")), "bandwidth"),
+    (dict(kernel="epanechnikov"), "kernel"), (dict(neighbors="faiss"), "neighbors"), (dict(max_iter=0), "max_iter"),
+    (dict(batch_size=0), "batch_size"), (dict(kernel="gaussian", neighbors="boxtree"), "flat"),
+    (dict(tol=-1.0), "tol"), (dict(dtype=torch.float16), "dtype"),
+])
+def test_bad_parameters(kw, match):
+    kw.setdefault("bandwidth", 1.0)
+    with pytest.raises(ValueError, match=match):
+        MeanShift(device="cpu", **kw).fit(blobs(5, k=2))
+
+
+def test_predict_checks():
+    X = blobs(20, k=2, seed=12)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MeanShift(bandwidth=1.0).predict(X)
+    ms = MeanShift(bandwidth=2.0, device="cpu").fit(X)
+    with pytest.raises(ClusterInputError, match="3 columns but the model was fitted on 2"):
+        ms.predict(np.zeros((4, 3)))
+    with pytest.raises(ClusterInputError, match="seeds"):
+        MeanShift(bandwidth=2.0, seeds=np.zeros((3, 5)), device="cpu").fit(X)
+
+
+# ---- plot -----------------------------------------------------------------------------------------
+def test_plot_clusters(tmp_path):
+    backend = matplotlib.get_backend()
+    X2 = blobs(30, k=3, seed=13)
+    ms = MeanShift(bandwidth=2.0, device="cpu").fit(X2)
+    fig = plot_clusters(X2, ms.labels_, ms.cluster_centers_, fname=tmp_path / "c2.png")
+    assert (tmp_path / "c2.png").stat().st_size > 1000
+    assert fig.axes[0].get_xlabel() == "x0"
+    X16 = blobs(30, k=3, d=16, seed=14)
+    ms16 = MeanShift(bandwidth=6.0, device="cpu").fit(X16)
+    fig = plot_clusters(X16, ms16.labels_, ms16.cluster_centers_, fname=tmp_path / "c16.png")
+    assert fig.axes[0].get_xlabel().startswith("PC1") and (tmp_path / "c16.png").exists()
+    # the centres are projected like the points, on the principal axes (scikit-learn's PCA, up to sign)
+    from sklearn.decomposition import PCA
+    mean, axes, share = pca_2d(X16)
+    ref = PCA(2).fit(X16)
+    np.testing.assert_allclose(np.abs(axes.T), np.abs(ref.components_), atol=1e-8)
+    np.testing.assert_allclose(share, ref.explained_variance_ratio_, rtol=1e-8)
+    np.testing.assert_allclose(fig.axes[0].collections[1].get_offsets(), (ms16.cluster_centers_ - mean) @ axes)
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), (X16 - mean) @ axes)
+    assert matplotlib.get_backend() == backend
+    with pytest.raises(ClusterInputError, match="labels"):
+        plot_clusters(X2, ms.labels_[:-1])
