@@ -4,7 +4,8 @@ this file uses its data reader and its folds, so every method is scored on the s
 Parts (`--part`, default all, in this order), each logging JSON lines to `--out`:
 
 * `lm`: stage 1, an AWD-LSTM language model pre-trained on general English, the text of WikiText-2's
-  validation and test files (about 460k words; `<unk>` read as deepfit's `xxunk`), then stage 2, that
+  validation and test files (about 460k words; by default only the first 200k, `--wiki-words`, for the
+  time budget; `<unk>` read as deepfit's `xxunk`), then stage 2, that
   model fine-tuned on the text of all 3,000 sentences (no labels; the vocabulary is the sentences' own,
   the WikiText embeddings are copied for shared words: `load_encoder(..., remap_vocab=True)`). The
   encoder of each stage is saved under `--work`.
@@ -53,7 +54,7 @@ def part_lm(data: Path, work: Path, out: Path, lm_epochs: int, ft_epochs: int, b
     set_seed(0)
     text = "\n".join((data / "wikitext-2" / f).read_text(encoding="utf-8").replace("<unk>", "xxunk")
                      for f in ("valid.txt", "test.txt"))
-    if wiki_words is not None:
+    if wiki_words:
         text = " ".join(text.split(" ")[:wiki_words])
     t0 = _now()
     dls = TextLMDataLoaders.from_text(text, tokenizer="word", valid_pct=0.02, bs=bs, bptt=bptt, max_vocab=8000,
@@ -205,7 +206,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/deepfit_ulmfit"),
                     help="where the encoders are kept")
     ap.add_argument("--lm-epochs", type=int, default=1)
-    ap.add_argument("--ft-epochs", type=int, default=4)
+    ap.add_argument("--ft-epochs", type=int, default=3)
     ap.add_argument("--lm-lr", type=float, default=1e-2, help="1cycle lr of stages 1 and 2")
     ap.add_argument("--bs", type=int, default=32)
     ap.add_argument("--bptt", type=int, default=50)
@@ -214,7 +215,8 @@ def main() -> None:
     ap.add_argument("--lr-mults", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.05],
                     help="fit_gradual learning-rate multiplier per stage")
     ap.add_argument("--folds", type=int, default=10, help="run only the first k of the 10 folds (smoke tests)")
-    ap.add_argument("--wiki-words", type=int, default=None, help="use only the first n words of WikiText (smoke tests)")
+    ap.add_argument("--wiki-words", type=int, default=200_000,
+                    help="use only the first n words of WikiText (0: all of it)")
     ap.add_argument("--sources", nargs="+", default=list(SOURCES) + ["pooled"])
     ap.add_argument("--scratch", action="store_true", help="also the classifier without a language model")
     ap.add_argument("--only-scratch", action="store_true", help="only the classifier without a language model")
