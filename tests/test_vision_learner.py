@@ -289,6 +289,7 @@ def test_progressive_resizing_and_export(tmp_path):
     path = learn.export(tmp_path / "m.safetensors")
     loaded = load_learner(path)
     assert isinstance(loaded.model, ImageClassifier)
+    assert isinstance(loaded, VisionLearner)  # so tta() and interpret() work after loading
     p1 = learn.get_preds()[0]
     p2 = loaded.get_preds(learn.dls.valid)[0]
     assert torch.allclose(p1, p2, atol=1e-5)

@@ -142,6 +142,12 @@ class ImageDataLoaders(DataLoaders):
 
     # ---- facts ---------------------------------------------------------------------------------------
     @property
+    def learner_class(self) -> type:
+        """`load_learner` builds a `VisionLearner` (with `tta` and `interpret`) for these loaders."""
+        from .learner import VisionLearner
+        return VisionLearner
+
+    @property
     def c(self) -> int:
         """Number of classes."""
         return len(self.vocab)
