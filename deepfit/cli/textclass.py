@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_input_file, positive_int,
-                   read_table)
+from .base import (Application, CLIError, Console, Prepared, RunDir, check_columns, check_input_file, positive_float,
+                   positive_int, read_table)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -40,16 +40,6 @@ def _beta(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 or 'none', got {text!r}") from None
     if not 0 <= v <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return v
-
-
-def _c_value(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number such as 1 or 0.1, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return v
 
 
@@ -133,7 +123,7 @@ class TextClassApp(Application):
                        help="bag-of-words methods: n-grams of 1..N words (default: %(default)s)")
         m.add_argument("--max-features", type=positive_int, default=None, metavar="N",
                        help="bag-of-words methods: keep the N most frequent n-grams (default: all)")
-        m.add_argument("--C", dest="C", type=_c_value, default=1.0, metavar="C",
+        m.add_argument("--C", dest="C", type=positive_float, default=1.0, metavar="C",
                        help="logreg and nbsvm: inverse regularisation strength (default: %(default)s)")
         m.add_argument("--beta", type=_beta, default=0.25, metavar="B",
                        help="nbsvm: interpolation w' = (1-B) mean|w| + B w of Wang & Manning, or 'none' "

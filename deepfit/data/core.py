@@ -128,16 +128,24 @@ class DataLoader:
             idx = torch.cat([idx, idx[: total - n]])[self.rank::self.world_size]
         return idx.to(self.tensors[0].device)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def _epoch_start(self, random: bool | None = None) -> tuple[int, int]:
+        """The seed of the epoch about to start and the batch it starts at: where a checkpoint left off
+        (`load_state_dict`), else a fresh seed when the epoch is random (`random`, default `shuffle`),
+        else (0, 0) — a loader with nothing random leaves torch's global generator alone. Recorded in
+        `_epoch_seed` for `state_dict`; every loader subclass's `__iter__` starts with it."""
         if self._resume is not None:
             epoch_seed, start = self._resume
             self._resume = None
-        elif self.shuffle:
+        elif self.shuffle if random is None else random:
             gen = self._gen if self.seed is not None else None
             epoch_seed, start = int(torch.randint(0, 2**62, (1,), generator=gen)), 0
-        else:  # an unshuffled loader needs no random numbers: leave torch's global generator alone
+        else:
             epoch_seed, start = 0, 0
         self._epoch_seed = epoch_seed
+        return epoch_seed, start
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch_seed, start = self._epoch_start()
         order = self._order(epoch_seed)
         for b in range(start, len(self)):
             self._pos = b + 1

@@ -172,15 +172,7 @@ class TextClassDataLoader(DataLoader):
         return (x, bl, self.tensors[3][idx]) if self.has_labels else (x, bl)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        if self._resume is not None:
-            epoch_seed, start = self._resume
-            self._resume = None
-        elif self.shuffle:
-            gen = self._gen if self.seed is not None else None
-            epoch_seed, start = int(torch.randint(0, 2**62, (1,), generator=gen)), 0
-        else:
-            epoch_seed, start = 0, 0
-        self._epoch_seed = epoch_seed
+        epoch_seed, start = self._epoch_start()
         batches = self.batch_indices(epoch_seed)
         for b in range(start, len(batches)):
             self._pos = b + 1

@@ -132,15 +132,7 @@ class LMDataLoader(DataLoader):
         return self._matrix([self.docs[i] for i in order])
 
     def __iter__(self) -> Iterator[Batch]:
-        if self._resume is not None:
-            epoch_seed, start = self._resume
-            self._resume = None
-        elif self.shuffle or self.random_bptt:
-            gen = self._gen if self.seed is not None else None
-            epoch_seed, start = int(torch.randint(0, 2**62, (1,), generator=gen)), 0
-        else:  # nothing random: leave torch's global generator alone
-            epoch_seed, start = 0, 0
-        self._epoch_seed = epoch_seed
+        epoch_seed, start = self._epoch_start(random=self.shuffle or self.random_bptt)
         data = self._epoch_data(epoch_seed)
         if data.device != self.device:
             data = data.to(self.device)
