@@ -16,19 +16,21 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ..plotting import finish_figure, pyplot
 from ..utils import atomic_path
-from .base import CLIError
+from .base import COMPLETE_MARKER, INCOMPLETE_SUFFIX, STATUS_FILE, CLIError, Console, ReportItem
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no locking
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "SETTINGS_FILE", "CHECKPOINT", "RunLock", "lock_holder", "busy_message",
+__all__ = ["RunDir", "is_complete", "LOCK_FILE", "SETTINGS_FILE", "CHECKPOINT", "RunLock", "lock_holder", "busy_message",
            "has_checkpoint", "kept_checkpoints_message", "run_settings", "record_settings", "check_resume", "FREE_OPTIONS"]
 
 LOCK_FILE = ".lock"
@@ -251,3 +253,184 @@ def check_resume(work: Path, args: argparse.Namespace) -> None:
         raise CLIError(f"--resume: the data file {data} has changed since the interrupted run started (its "
                        "contents differ), so the checkpoint does not belong to it. Resume with the original file, "
                        "or start a new run: another --out, or --restart to discard the checkpoints and start over")
+
+
+class RunDir:
+    """The output directory of one training run, written so that an unfinished run is never mistaken for
+    a finished one.
+
+    While the run works, everything goes into `<out>.incomplete/`, whose `STATUS` file says `running`
+    (then `interrupted` or `failed: ...`). `finish()` writes the report, then `COMPLETE` as the very last
+    file, and renames the directory to `<out>`. A directory named `<out>` therefore always holds a
+    finished run.
+
+    The run holds a lock on `<out>.incomplete/.lock` until `release()` (or until its process ends), so a
+    second run aimed at the same `--out` is refused; an interrupted run's checkpoints are never thrown
+    away unless `restart` is given (see `deepfit.cli.runs`).
+    """
+
+    def __init__(self, final: Path, work: Path) -> None:
+        self.final, self.path = final, work
+        self.items: list[ReportItem] = []
+        self.summary: dict[str, Any] = {}
+        self.t0 = time.time()
+        self.lock: "RunLock | None" = None
+
+    @staticmethod
+    def check(out: Path, overwrite: bool = False, resume: bool = False, restart: bool = False) -> Path:
+        """Fail early (before any data is read) when `out` cannot be used; returns `<out>.incomplete`.
+
+        Refused besides unusable paths: a directory a live run is writing to, and (unless `resume` or
+        `restart`) an unfinished run that holds a checkpoint."""
+        out = Path(out)
+        if resume and restart:
+            raise CLIError("--resume continues an interrupted run and --restart discards it; give only one")
+        if out.name in ("", ".", ".."):
+            raise CLIError(f"--out {out} must name a new directory, e.g. runs/my-run")
+        work = out.with_name(out.name + INCOMPLETE_SUFFIX)
+        if out.exists() and not out.is_dir():
+            raise CLIError(f"output {out} exists and is a file, not a directory; choose another --out")
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise CLIError(f"output directory {out} already exists and is not empty; choose another --out or pass "
+                           "--overwrite to replace it")
+        if overwrite and out.is_dir() and any(out.iterdir()) and not (out / COMPLETE_MARKER).exists():
+            raise CLIError(f"--overwrite only replaces finished deepfit runs, and {out} has no {COMPLETE_MARKER} "
+                           "marker; remove it yourself or choose another --out")
+        parent = out.parent
+        probe = parent
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise CLIError(f"cannot create output directory {out}: {probe} is a file, not a directory")
+        if work.is_dir():
+            holder = lock_holder(work)
+            if holder is not None:
+                raise CLIError(busy_message(work, holder))
+        if work.exists() and not (work / STATUS_FILE).exists() and (
+                not work.is_dir() or any(p.name != LOCK_FILE for p in work.iterdir())):
+            raise CLIError(f"{work} exists but is not a deepfit run directory; move it away or choose another --out")
+        if resume and not work.is_dir():
+            raise CLIError(f"--resume: there is no interrupted run at {work}")
+        if work.is_dir() and not resume and not restart and has_checkpoint(work):
+            raise CLIError(kept_checkpoints_message(work))
+        if os.name == "posix" and os.geteuid() != 0 and not os.access(probe, os.W_OK):
+            raise CLIError(f"cannot create output directory {out}: {probe} is not writable")
+        return work
+
+    @classmethod
+    def create(cls, out: Path, overwrite: bool = False, resume: bool = False, restart: bool = False) -> "RunDir":
+        """Check that `out` can be written, create `<out>.incomplete` (reused with `resume`; an earlier
+        unfinished run there is replaced, but one with checkpoints only with `restart`) and take its lock.
+        Call `release()` when the run ends."""
+        out = Path(out)
+        work = cls.check(out, overwrite, resume, restart)
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot write output directory {out}: {e.strerror or e}") from None
+        lock = RunLock.acquire(work)  # from here on no other run writes into `work`
+        try:
+            if not resume:  # decided again under the lock: another run may have left files since `check`
+                if has_checkpoint(work) and not restart:
+                    raise CLIError(kept_checkpoints_message(work))
+                for p in work.iterdir():  # an abandoned incomplete run of ours: start again
+                    if p.name == LOCK_FILE:
+                        continue
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
+            probe_file = work / ".write-test"
+            probe_file.write_bytes(b"")
+            probe_file.unlink()
+        except OSError as e:
+            lock.release()
+            raise CLIError(f"cannot write output directory {out}: {e.strerror or e}") from None
+        except BaseException:
+            lock.release()
+            raise
+        run = cls(out, work)
+        run.lock = lock
+        run.set_status("running", f"pid {os.getpid()}")
+        return run
+
+    def release(self) -> None:
+        """Give up the run directory's lock (at the end of the run; idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def file(self, name: str) -> Path:
+        """Path of a file in the (working) run directory."""
+        return self.path / name
+
+    def set_status(self, state: str, detail: str = "") -> None:
+        """Record the run's state (`running`, `interrupted`, `failed`) in the STATUS file."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        text = f"{state}\n{stamp}\n{detail}\n"
+        with atomic_path(self.file(STATUS_FILE)) as tmp:
+            tmp.write_text(text)
+
+    def add_figure(self, name: str, title: str, draw: Callable[[Path], Any], caption: str = "",
+                   console: Console | None = None) -> bool:
+        """Draw a figure into `name` (PNG) with `draw(path)`; keep it for the report. A plot that fails
+        is reported as a warning, never the end of a run whose model is already trained."""
+        plt = pyplot()
+        p = self.file(name)
+        try:
+            res = draw(p)
+            # a returned figure (or axes) that `draw` did not save itself is saved here; closed either way
+            fig = res if hasattr(res, "savefig") else res.get_figure() if hasattr(res, "get_figure") else None
+            if fig is not None:
+                if not p.exists():
+                    finish_figure(fig, p, close=False)
+                plt.close(fig)
+        except Exception as e:  # noqa: BLE001 - a plot must not lose a trained model
+            (console or Console()).warn(f"could not draw {title.lower()}: {type(e).__name__}: {e}")
+            plt.close("all")
+            return False
+        if not p.exists():
+            (console or Console()).warn(f"{title} produced no image")
+            return False
+        self.items.append(ReportItem("figure", title, name, caption))
+        return True
+
+    def add_table(self, title: str, df: Any, caption: str = "", csv_name: str | None = None) -> None:
+        """A table for the report (also written as CSV when `csv_name` is given)."""
+        if csv_name:
+            df.to_csv(self.file(csv_name), index=False)
+        self.items.append(ReportItem("table", title, df, caption))
+
+    def add_text(self, title: str, text: str) -> None:
+        self.items.append(ReportItem("text", title, text))
+
+    def finish(self, title: str, config: dict[str, Any]) -> Path:
+        """Write run.json and report.html, then COMPLETE last, and rename to the final name."""
+        from .report import write_report
+        self.summary["seconds"] = round(time.time() - self.t0, 2)
+        info = {"config": config, "summary": self.summary}
+        (self.file("run.json")).write_text(json.dumps(info, indent=2, default=str))
+        write_report(self, title, config)
+        files = sorted(p.name for p in self.path.iterdir() if p.name not in (STATUS_FILE, LOCK_FILE))
+        self.file(STATUS_FILE).unlink(missing_ok=True)
+        with atomic_path(self.file(COMPLETE_MARKER)) as marker:
+            marker.write_text(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n" + "\n".join(files) + "\n")
+        if self.final.exists():
+            old = self.final.with_name(self.final.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            self.final.rename(old)
+            self.path.rename(self.final)
+            shutil.rmtree(old)
+        else:
+            self.path.rename(self.final)
+        self.path = self.final
+        # the lock file moved with the directory (the lock is on the file, so it is held until here)
+        (self.final / LOCK_FILE).unlink(missing_ok=True)
+        self.release()
+        return self.final
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """True when `run_dir` holds a finished run (the COMPLETE marker, written last, is there)."""
+    return (Path(run_dir) / COMPLETE_MARKER).is_file()
