@@ -30,7 +30,7 @@ from ..errors import cli_message
 from ..utils import atomic_path
 from .base import (COMPLETE_MARKER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Application, CLIError,
                    Console, RunDir, RunInterrupted, add_common_train_arguments, add_csv_arguments,
-                   MIN_LR_FIND_ITERS, add_loader_arguments, check_input_file, positive_int, read_table,
+                   MIN_LR_FIND_ITERS, add_loader_arguments, check_input_file, read_table,
                    sweep_iters)
 from .collab import CollabApp
 from .tabular import TabularApp

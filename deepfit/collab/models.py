@@ -6,7 +6,6 @@ predicted ratings of shape (bs,). In eval mode an index of -1 marks an id unseen
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import torch

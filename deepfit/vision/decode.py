@@ -21,7 +21,6 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
