@@ -175,6 +175,8 @@ def main() -> None:
     ap.add_argument("--sklearn-cap", type=float, default=None,
                     help="stop a full scikit-learn run after this many wall seconds and extrapolate instead")
     ap.add_argument("--seedings", nargs="+", default=["bin", "all"], choices=["bin", "all"])
+    ap.add_argument("--exact", nargs="+", default=["auto"], choices=["auto", "all", "boxtree", "tree"],
+                    help="deepfit's exact window searches to time (auto: what MeanShift picks)")
     ap.add_argument("--lsh-max", type=int, default=100_000, help="largest n run with LSH")
     ap.add_argument("--lsh-all-max", type=int, default=1500,
                     help="largest n where LSH climbs all points as seeds (it visits many more candidates)")
@@ -261,7 +263,7 @@ def main() -> None:
                         emit(**case, seeding=seeding, method="sklearn", error=str(e)[:80])
                 # -- deepfit, exact (auto: boxtree on large data) and approximate (lsh)
                 exact_labels: dict[int, np.ndarray] = {}
-                for neighbors in ("auto", "lsh"):
+                for neighbors in (*args.exact, "lsh"):
                     if neighbors == "lsh" and (not full_ours or n > args.lsh_max
                                                or (seeding == "all" and n > args.lsh_all_max)):
                         continue          # LSH's candidate lists are long; see RESULTS.md
