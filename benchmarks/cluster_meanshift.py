@@ -16,7 +16,12 @@ all seeds) or `--sklearn-full-pairs` (scikit-learn, 1.6e7: 1.5k points with all 
 library climbs `--subset` seeds drawn at random from the case's seeds (MeanShift(seeds=...), the same
 seeds for both), and 10 of them; the time is extrapolated as t(10) + (t(subset) - t(10)) x
 (n_seeds - 10) / (subset - 10), i.e. fixed costs (trees, labelling every point) plus the cost per seed,
-marked "est.". A scikit-learn seed climbs alone (one radius query per step from Python), so its cost
+marked "est.". The 10 are seeds with at least one point within the bandwidth (a fit whose seeds all
+have empty windows fails, and in 16-D most grid-cell centres are farther than the bandwidth from every
+point); the other subset - 10 are drawn from all the seeds, so empty-window seeds (one step each, then
+dropped) are counted in their share. deepfit's subset runs use the window search that
+neighbors="auto" picks for the full number of seeds (`auto_neighbors`), not the one for the subset.
+With `--sklearn-cap S`, a full scikit-learn run that passes S seconds is stopped and extrapolated. A scikit-learn seed climbs alone (one radius query per step from Python), so its cost
 is proportional to the number of seeds; deepfit's batched climb is too, once a batch is full.
 Also: the approximate LSH search (ARI against deepfit's exact result on the same seeds, and time),
 the lesson's gaussian kernel at 1.5k, and estimate_bandwidth against scikit-learn's.
@@ -34,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import time
 from typing import Any, Callable
@@ -73,6 +79,56 @@ def extrapolated(fit: Callable[[np.ndarray], Any], subset: np.ndarray, few: np.n
     out, w1, c1 = timed(lambda: fit(subset), 1)
     k = (n_seeds - len(few)) / (len(subset) - len(few))
     return out, w0 + max(w1 - w0, 0.0) * k, c0 + max(c1 - c0, 0.0) * k
+
+
+def window_counts(X: np.ndarray, S: np.ndarray, bw: float) -> np.ndarray:
+    """Number of rows of `X` within `bw` of each row of `S` (float64, a batch of rows of S at a time)."""
+    batch = max(1, 2**24 // len(X))
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    St = torch.as_tensor(S, dtype=torch.float64)
+    return np.concatenate([(torch.cdist(St[s:s + batch], Xt) <= bw).sum(1).numpy()
+                           for s in range(0, len(St), batch)])
+
+
+def seed_sample(X: np.ndarray, seeds: np.ndarray, bw: float, size: int, n_few: int = 10,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Seeds for an extrapolated case: `few` = `n_few` random seeds with a non-empty window (the fixed-
+    cost run must find a mode), and `subset` = those plus `size - n_few` seeds drawn at random from all
+    the seeds (their share of empty windows as in the full run). Also returns the share of the first
+    `size` random seeds whose window holds a point."""
+    order = np.random.default_rng(seed).permutation(len(seeds))
+    sample = order[:size]
+    used = window_counts(X, seeds[sample], bw) > 0
+    few = sample[used][:n_few]
+    pos = size
+    while len(few) < n_few and pos < len(order):      # too few occupied windows in the sample: look further
+        more = order[pos:pos + size]
+        pos += size
+        few = np.concatenate([few, more[window_counts(X, seeds[more], bw) > 0]])[:n_few]
+    if len(few) == 0:
+        raise ValueError(f"No point was within bandwidth={bw:g} of any of the {len(seeds)} seeds.")
+    rest = sample[~np.isin(sample, few)][:size - len(few)]
+    return seeds[np.sort(np.concatenate([few, rest]))], seeds[np.sort(few)], float(used.mean())
+
+
+class CapExceeded(Exception):
+    pass
+
+
+def capped(fn: Callable[[], Any], seconds: float | None) -> Any:
+    """`fn()`, stopped with CapExceeded after `seconds` of wall time (None: no cap)."""
+    if not seconds:
+        return fn()
+
+    def stop(signum: int, frame: Any) -> None:
+        raise CapExceeded()
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def ari(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
@@ -116,7 +172,11 @@ def main() -> None:
     ap.add_argument("--sklearn-full-pairs", type=float, default=1.6e7,
                     help="the same for scikit-learn")
     ap.add_argument("--subset", type=int, default=500, help="seeds climbed when a case is extrapolated")
+    ap.add_argument("--sklearn-cap", type=float, default=None,
+                    help="stop a full scikit-learn run after this many wall seconds and extrapolate instead")
     ap.add_argument("--seedings", nargs="+", default=["bin", "all"], choices=["bin", "all"])
+    ap.add_argument("--exact", nargs="+", default=["auto"], choices=["auto", "all", "boxtree", "tree"],
+                    help="deepfit's exact window searches to time (auto: what MeanShift picks)")
     ap.add_argument("--lsh-max", type=int, default=100_000, help="largest n run with LSH")
     ap.add_argument("--lsh-all-max", type=int, default=1500,
                     help="largest n where LSH climbs all points as seeds (it visits many more candidates)")
@@ -137,7 +197,9 @@ def main() -> None:
     from sklearn.cluster import MeanShift as SkMeanShift
     from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
 
-    from deepfit.cluster import MeanShift, bin_seeds, estimate_bandwidth
+    from deepfit.cluster import MeanShift, auto_neighbors, bin_seeds, estimate_bandwidth
+
+    torch.set_num_threads(args.threads[0])
 
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
           f"{os.getloadavg()[0]:.1f}; torch {torch.__version__}; device {args.device}")
@@ -163,20 +225,32 @@ def main() -> None:
                      rel_diff=abs(ours_bw - ref_bw) / ref_bw, cpu_deepfit=c1, cpu_sklearn=c2)
             for seeding in args.seedings:
                 seeds = bin_seeds(X, bw) if seeding == "bin" else X
-                rng = np.random.default_rng(0)
-                subset = seeds[np.sort(rng.choice(len(seeds), min(len(seeds), args.subset), replace=False))]
-                few = subset[:: max(1, len(subset) // 10)][:10]
                 work = len(seeds) * n            # seed x point pairs of one step
                 full_ours = len(seeds) <= args.subset or work <= args.full_pairs
                 full_sk = len(seeds) <= args.subset or work <= args.sklearn_full_pairs
                 sk_kw = dict(bandwidth=bw, bin_seeding=seeding == "bin")
                 case["n_seeds"] = len(seeds)
+                case.pop("used_share", None)
+                subset = few = None
+                if not (full_ours and full_sk) or args.sklearn_cap:
+                    try:
+                        subset, few, case["used_share"] = seed_sample(X, seeds, bw, min(len(seeds), args.subset))
+                    except ValueError as e:
+                        emit(**case, seeding=seeding, method="seed sample", error=str(e)[:80])
+                        continue
                 # -- scikit-learn
                 sk_labels, sk_wall, sk_cpu = None, None, None
                 if n <= args.sklearn_max:
                     try:
                         if full_sk:
-                            sk, sk_wall, sk_cpu = timed(lambda: SkMeanShift(**sk_kw).fit(X), reps)
+                            try:
+                                sk, sk_wall, sk_cpu = capped(lambda: timed(lambda: SkMeanShift(**sk_kw).fit(X), reps),
+                                                             args.sklearn_cap)
+                            except CapExceeded:
+                                emit(**case, seeding=seeding, method="sklearn", threads=1,
+                                     skipped=f"stopped after --sklearn-cap {args.sklearn_cap:g} s; extrapolating")
+                                full_sk = False
+                        if full_sk:
                             sk_labels = sk.labels_
                             emit(**case, seeding=seeding, method="sklearn", threads=1, runs=reps, wall=sk_wall,
                                  cpu=sk_cpu, clusters=len(sk.cluster_centers_), ari_truth=ari(y, sk.labels_))
@@ -189,7 +263,7 @@ def main() -> None:
                         emit(**case, seeding=seeding, method="sklearn", error=str(e)[:80])
                 # -- deepfit, exact (auto: boxtree on large data) and approximate (lsh)
                 exact_labels: dict[int, np.ndarray] = {}
-                for neighbors in ("auto", "lsh"):
+                for neighbors in (*args.exact, "lsh"):
                     if neighbors == "lsh" and (not full_ours or n > args.lsh_max
                                                or (seeding == "all" and n > args.lsh_all_max)):
                         continue          # LSH's candidate lists are long; see RESULTS.md
@@ -206,6 +280,8 @@ def main() -> None:
                                 ms, w, c = timed(lambda: MeanShift(bin_seeding=seeding == "bin", **kw).fit(X), reps)
                                 tag = ""
                             else:
+                                if neighbors == "auto":    # the search the full run would use
+                                    kw["neighbors"] = auto_neighbors(len(seeds), n, d, "flat", args.device)
                                 ms, w, c = extrapolated(lambda s: MeanShift(seeds=s, **kw).fit(X), subset, few,
                                                         len(seeds))
                                 tag = f" est. from {len(subset)} seeds"

@@ -184,6 +184,24 @@ def test_auto_neighbors_beyond_dense_limit(monkeypatch, d, kernel, expected):
     assert MeanShift(bandwidth=3.0, kernel=kernel, device="cpu").fit(X).neighbors_ == expected
 
 
+def test_auto_neighbors_thresholds():
+    """auto_neighbors (used by fit, and by the benchmark to time a seed subset with the full run's
+    search) switches exactly at the documented pair counts."""
+    from deepfit.cluster import auto_neighbors
+    assert auto_neighbors(25_000, 1000, 2) == "all"                        # 25M pairs, 2 features
+    assert auto_neighbors(25_001, 1000, 2) == "boxtree"
+    assert auto_neighbors(25_001, 1000, 2, kernel="gaussian") == "tree"
+    assert auto_neighbors(25_001, 1000, 4) == "boxtree"
+    assert auto_neighbors(25_001, 1000, 5) == "all"                        # 200M pairs with > 4 features
+    assert auto_neighbors(200_000, 1000, 16) == "all"
+    assert auto_neighbors(200_001, 1000, 16) == "tree"
+    assert auto_neighbors(200_001, 1000, 2, device="cuda") == "all"        # 4G pairs off the CPU
+    assert auto_neighbors(4_000_001, 1000, 2, device="cuda") == "boxtree"
+    X = blobs(20, k=2, d=16, std=1.0, seed=17)
+    ms = MeanShift(bandwidth=3.0, device="cpu").fit(X)
+    assert ms.neighbors_ == auto_neighbors(len(X), len(X), 16) == "all"
+
+
 def test_lsh_meanshift_close_to_exact():
     X = blobs(60, k=4, std=1.0, seed=8)
     exact = MeanShift(bandwidth=2.0, neighbors="tree", device="cpu").fit(X)

@@ -22,7 +22,7 @@ from .bandwidth import bin_seeds, estimate_bandwidth
 from .checks import ClusterInputError, check_points
 from .neighbors import KERNELS, AllPoints, BoxTree, LSHNeighbors, TreeNeighbors, kernel_radius, sqdist
 
-__all__ = ["MeanShift", "climb", "mean_shift_step", "merge_modes", "nearest_center"]
+__all__ = ["MeanShift", "auto_neighbors", "climb", "mean_shift_step", "merge_modes", "nearest_center"]
 
 NEIGHBORS = ("auto", "all", "boxtree", "tree", "lsh")
 # neighbors="auto": AllPoints up to this many seed x point pairs; beyond, BoxTree up to BOXTREE_MAX_DIM
@@ -30,6 +30,19 @@ NEIGHBORS = ("auto", "all", "boxtree", "tree", "lsh")
 # scikit-learn's tree
 AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "cpu_many_features": 200_000_000, "other": 4_000_000_000}
 BOXTREE_MAX_DIM = 4
+
+
+def auto_neighbors(n_seeds: int, n_points: int, n_features: int, kernel: str = "flat",
+                   device: str | torch.device = "cpu") -> str:
+    """The window search `MeanShift(neighbors="auto")` uses for `n_seeds` seeds on `n_points` points
+    with `n_features` features: "all" up to `AUTO_DENSE_LIMIT` seed x point pairs, beyond that
+    "boxtree" (flat kernel, up to `BOXTREE_MAX_DIM` features) or "tree"."""
+    low_dim = n_features <= BOXTREE_MAX_DIM
+    limit = AUTO_DENSE_LIMIT["other" if torch.device(device).type != "cpu" else
+                             "cpu" if low_dim else "cpu_many_features"]
+    if n_seeds * n_points <= limit:
+        return "all"
+    return "boxtree" if kernel == "flat" and low_dim else "tree"
 
 
 class MeanShift(ClusterMixin, BaseEstimator):
@@ -185,10 +198,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
     def _search(self, Xt: torch.Tensor, n_seeds: int, bw: float, device: torch.device):
         kind = self.neighbors
         if kind == "auto":
-            low_dim = Xt.shape[1] <= BOXTREE_MAX_DIM
-            limit = AUTO_DENSE_LIMIT["other" if device.type != "cpu" else "cpu" if low_dim else "cpu_many_features"]
-            kind = ("all" if n_seeds * len(Xt) <= limit else
-                    "boxtree" if self.kernel == "flat" and low_dim else "tree")
+            kind = auto_neighbors(n_seeds, len(Xt), Xt.shape[1], self.kernel, device)
         if kind == "boxtree" and self.kernel != "flat":
             raise ValueError(f"neighbors='boxtree' sums flat-kernel windows only; with kernel={self.kernel!r} use "
                              f"neighbors='tree', 'all' or 'lsh'.")
