@@ -75,6 +75,16 @@ def decode_text(data: bytes, source: str = "the text", encoding: str = "utf-8") 
     return text
 
 
+def _read_decoded(p: Path, encoding: str) -> str:
+    """The text of file `p`: its bytes decoded by `decode_text` (errors name the file and byte offset);
+    an unreadable file is a `TextDataError` naming it."""
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise TextDataError(f"cannot read {p}: {e.strerror or e}") from None
+    return decode_text(data, str(p), encoding)
+
+
 def read_text(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
     """The text of a file, checked: it must exist, be text in `encoding`, and hold more than whitespace.
 
@@ -92,13 +102,9 @@ def read_text(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
     if p.is_dir():
         raise TextDataError(f"{p} is a directory; give a text file (for one folder per class use "
                             "texts_from_folder)")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise TextDataError(f"cannot read {p}: {e.strerror or e}") from None
-    text = decode_text(data, str(p), encoding)
+    text = _read_decoded(p, encoding)
     if not text.strip():
-        what = "empty (0 bytes)" if not data else "whitespace only"
+        what = "empty (0 bytes)" if p.stat().st_size == 0 else "whitespace only"
         raise TextDataError(f"{p} is {what}: there is no text to learn from")
     return text
 
@@ -149,11 +155,7 @@ def texts_from_folder(path: str | os.PathLike[str], classes: Sequence[str] | Non
         for f in sorted((root / c).iterdir()):
             if f.name.startswith(".") or not f.is_file() or (exts is not None and f.suffix.lower() not in exts):
                 continue
-            try:
-                data = f.read_bytes()
-            except OSError as e:
-                raise TextDataError(f"cannot read {f}: {e.strerror or e}") from None
-            text = decode_text(data, str(f), encoding)
+            text = _read_decoded(f, encoding)
             if not text.strip():
                 raise TextDataError(f"{f} is empty or whitespace only; remove it or put text in it")
             texts.append(text)
