@@ -231,6 +231,37 @@ def test_tabular_train_predict_info_round_trip(capsys, tmp_path, tab_csv):
     assert d["training"]["final_metrics"]["accuracy"] == pytest.approx(metrics["accuracy"].iloc[-1])
 
 
+def test_mixed_precision_flag_trains_under_bf16_autocast(capsys, tmp_path, tab_csv, monkeypatch):
+    import torch
+
+    import deepfit.callbacks.precision as precision
+    seen: list[torch.dtype] = []
+    real = torch.autocast
+
+    def spy(device_type: str, dtype: torch.dtype | None = None, **kw):  # records every autocast the callback opens
+        seen.append(dtype)
+        return real(device_type, dtype=dtype, **kw)
+
+    monkeypatch.setattr(precision.torch, "autocast", spy)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "tabular", tab_csv, "--target", "label", "--ignore", "price", "--out", out,
+                           "--epochs", "2", "--lr", "1e-2", "--bs", "32", "--lr-find-iters", "0", "-q",
+                           "--mixed-precision")
+    assert code == 0, err
+    assert seen and set(seen) == {torch.bfloat16}  # every training batch of the run (CPU: bf16)
+    info = json.loads((out / "run.json").read_text())
+    assert info["summary"]["precision"].startswith("mixed (bfloat16")
+    assert pd.read_csv(out / "metrics.csv")["accuracy"].iloc[-1] > 0.8  # it still learns the easy rule
+    from deepfit import load_learner
+    learn = load_learner(out / "model.safetensors")
+    assert all(p.dtype == torch.float32 for p in learn.model.parameters())  # weights stay float32
+    n = len(seen)
+    code, _, err = run_cli(capsys, "train", "tabular", tab_csv, "--target", "label", "--ignore", "price", "--out",
+                           tmp_path / "run2", *FAST)
+    assert code == 0, err
+    assert len(seen) == n  # without the flag: no autocast
+
+
 def test_tabular_regression_and_explicit_columns(capsys, tmp_path, tab_csv):
     out = tmp_path / "reg"
     code, stdout, err = run_cli(capsys, "train", "tabular", tab_csv, "--target", "price", "--cat", "color",

@@ -324,6 +324,11 @@ def _train_and_finish(app: Application, args: argparse.Namespace, run: RunDir, p
                       title: str) -> tuple[Path, dict[str, Any]]:
     run.summary["data"] = prepared.description
     run.summary.update(prepared.facts)
+    if getattr(args, "mixed_precision", False) and hasattr(prepared.learn, "add_cb"):
+        from ..callbacks import MixedPrecision
+        prepared.learn.add_cb(MixedPrecision())
+        run.summary["precision"] = "mixed (bfloat16 autocast)" if prepared.learn.dls.device.type != "cuda" else \
+            "mixed (float16 autocast, loss scaling)"
     try:
         final = app.train(args, run, prepared, console)
         path = run.finish(title, _config(args))
