@@ -65,19 +65,27 @@ class Learner:
         metrics: functions or `Metric`s computed on the validation set each epoch.
         cbs: extra callbacks for every fit.
         splitter: `splitter(model) -> list of parameter lists (or modules)`, one per layer group;
-            default a single group.
+            default the class's `default_splitter` (for `Learner`: a single group).
         path / model_dir: where `save` / `load` / `export` write.
         train_bn: keep batch-norm layers trainable in frozen groups.
-        moms: default momentum schedule for `fit_one_cycle`.
+        moms: default momentum schedule for `fit_one_cycle` (default the class's `default_moms`).
         progress: show progress: bars on a terminal, else a table of the epoch results.
+
+    A subclass changes these defaults with the class attributes `default_splitter` and `default_moms`,
+    and the callbacks every learner of its kind starts with by overriding `default_callbacks`.
     """
+
+    #: layer groups when no `splitter` is given (None: one group).
+    default_splitter: Callable[[nn.Module], Sequence[Any]] | None = None
+    #: momentum schedule of `fit_one_cycle` when no `moms` is given.
+    default_moms: tuple[float, float, float] = (0.95, 0.85, 0.95)
 
     def __init__(self, dls: DataLoaders, model: nn.Module, loss_func: Callable | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: float = 1e-3, wd: float | None = 1e-2,
                  metrics: Sequence[Any] | Any = (), cbs: Sequence[Callback] | Callback = (),
                  splitter: Callable[[nn.Module], Sequence[Any]] | None = None, path: str | Path = ".",
                  model_dir: str | Path = "models", train_bn: bool = True,
-                 moms: tuple[float, float, float] = (0.95, 0.85, 0.95), progress: bool = True) -> None:
+                 moms: tuple[float, float, float] | None = None, progress: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
         if not (hasattr(dls, "train") and hasattr(dls, "device")):
@@ -94,7 +102,8 @@ class Learner:
         check_wd(wd)
         self.dls, self.loss_func, self.opt_func, self.lr, self.wd = dls, loss_func, opt_func, lr, wd
         self.model = model.to(dls.device)
-        self.splitter, self.train_bn, self.moms = splitter, train_bn, moms
+        self.splitter = splitter if splitter is not None else type(self).default_splitter
+        self.train_bn, self.moms = train_bn, tuple(moms) if moms is not None else self.default_moms
         self.path, self.model_dir = Path(path), Path(model_dir)
         self.metrics: list[Metric] = [self.prepare_metric(to_metric(m)) for m in listify(metrics)]
         self.opt: torch.optim.Optimizer | None = None
@@ -111,11 +120,16 @@ class Learner:
         self.xb: tuple = ()
         self.yb: tuple = ()
         self.dl: DataLoader | None = None
+        self.add_cbs(self.default_callbacks(progress))
+        self.add_cbs(listify(cbs))
+
+    def default_callbacks(self, progress: bool) -> list[Callback]:
+        """The callbacks every learner of this class starts with (before the `cbs` given): `Recorder`,
+        `TerminateOnNaN` and, with `progress`, `ProgressCallback`. Subclasses extend or replace them."""
         from .callbacks.progress import ProgressCallback
         from .callbacks.recorder import Recorder
         from .callbacks.training import TerminateOnNaN
-        self.add_cbs([Recorder(), TerminateOnNaN()] + ([ProgressCallback()] if progress else []))
-        self.add_cbs(listify(cbs))
+        return [Recorder(), TerminateOnNaN()] + ([ProgressCallback()] if progress else [])
 
     def prepare_metric(self, metric: Metric) -> Metric:
         """Hook for subclasses: adapt each metric given to the constructor (e.g. compute it in the

@@ -135,17 +135,10 @@ def classifier_splitter(model: TextClassifier) -> list[list[nn.Parameter]]:
 class TextClassifierLearner(Learner):
     """A `Learner` for `TextClassifier`: `predict("a text")` -> (label, class index, probabilities);
     `get_preds` in row order; the encoder saved / loaded on its own; gradual unfreezing; interpretation.
-    The arguments are `Learner`'s (the default splitter is `classifier_splitter`)."""
+    The arguments are `Learner`'s; the defaults differ: splitter `classifier_splitter`, moms (0.8, 0.7, 0.8)."""
 
-    def __init__(self, dls: Any, model: nn.Module, loss_func: Callable | None = None,
-                 opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: float = 1e-3, wd: float | None = 1e-2,
-                 metrics: Sequence[Any] | Any = (), cbs: Sequence[Callback] | Callback = (),
-                 splitter: Callable[[nn.Module], Sequence[Any]] | None = classifier_splitter, path: str | Path = ".",
-                 model_dir: str | Path = "models", train_bn: bool = True,
-                 moms: tuple[float, float, float] = (0.8, 0.7, 0.8), progress: bool = True) -> None:
-        super().__init__(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, wd=wd, metrics=metrics, cbs=cbs,
-                         splitter=splitter, path=path, model_dir=model_dir, train_bn=train_bn, moms=moms,
-                         progress=progress)
+    default_splitter = staticmethod(classifier_splitter)
+    default_moms = (0.8, 0.7, 0.8)
 
     # ---- predictions in row order ----------------------------------------------------------------------
     def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,

@@ -39,20 +39,10 @@ class LMLearner(Learner):
     and `generate` continues a text. The arguments are `Learner`'s; `dls` must have `vocab` and
     `tokenizer` (e.g. `TextLMDataLoaders`) for `generate` and `predict`."""
 
-    def __init__(self, dls: Any, model: nn.Module, loss_func: Callable | None = None,
-                 opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: float = 1e-3, wd: float | None = 1e-2,
-                 metrics: Sequence[Any] | Any = (), cbs: Sequence[Callback] | Callback = (),
-                 splitter: Callable[[nn.Module], Sequence[Any]] | None = None, path: str | Path = ".",
-                 model_dir: str | Path = "models", train_bn: bool = True,
-                 moms: tuple[float, float, float] = (0.95, 0.85, 0.95), progress: bool = True) -> None:
-        super().__init__(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, wd=wd, metrics=metrics, cbs=cbs,
-                         splitter=splitter, path=path, model_dir=model_dir, train_bn=train_bn, moms=moms,
-                         progress=progress)
-        if not any(isinstance(c, LMRecorder) for c in self.cbs):
-            self.remove_cb(Recorder)
-            self.add_cb(LMRecorder())
-        if not any(isinstance(c, ResetHidden) for c in self.cbs):
-            self.add_cb(ResetHidden())
+    def default_callbacks(self, progress: bool) -> list[Callback]:
+        """`Learner`'s, with `LMRecorder` for `Recorder` and `ResetHidden` added."""
+        cbs = [LMRecorder() if type(c) is Recorder else c for c in super().default_callbacks(progress)]
+        return cbs + [ResetHidden()]
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _reset_model(self) -> None:
