@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from deepfit import DataLoaders, Learner, set_seed
-from deepfit.callbacks import Callback, CancelFit
+from deepfit.callbacks import Callback, CancelFit, MixedPrecision
 from deepfit.data.core import split_indices
 from deepfit.losses import CrossEntropyLoss
 from deepfit.optim import Adam
@@ -155,7 +155,7 @@ class EpochClock(Callback):
 
 
 def best(text: str, out: Path, budget_min: float, n_epoch: int, n_hid: int, bptt: int, lr: float,
-         drop_mult: float) -> None:
+         drop_mult: float, bf16: bool = False) -> None:
     set_seed(SEED)
     dls = TextLMDataLoaders.from_text(text, tokenizer="char", lower=True, min_freq=3, valid_pct=0.2, bs=64, bptt=bptt,
                                       random_bptt=True, device="cpu", seed=SEED)
@@ -164,10 +164,12 @@ def best(text: str, out: Path, budget_min: float, n_epoch: int, n_hid: int, bptt
     t0 = time.perf_counter()
     log(out, {"part": "best", "setup": f"2-layer LSTM {n_hid}, emb 64, bptt {bptt} random, bs 64, "
               f"drop_mult {drop_mult}, "
-              f"AR/TAR 2/1, clip 0.25, fit_one_cycle({n_epoch}, {lr}), wd 0.01", "vocab": len(dls.vocab),
+              f"AR/TAR 2/1, clip 0.25, fit_one_cycle({n_epoch}, {lr}), wd 0.01"
+              + (", bf16 autocast (MixedPrecision)" if bf16 else ""), "vocab": len(dls.vocab),
               "train_tokens": dls.train.n, "valid_tokens": dls.valid.n, "threads": torch.get_num_threads(),
               "steps_per_epoch": len(dls.train)})
-    learn.fit_one_cycle(n_epoch, lr, cbs=[EpochClock(out, t0, budget_min), TimeCap(t0, budget_min)])
+    cbs = [EpochClock(out, t0, budget_min), TimeCap(t0, budget_min)] + ([MixedPrecision()] if bf16 else [])
+    learn.fit_one_cycle(n_epoch, lr, cbs=cbs)
     log(out, {"part": "best", "done": True, "minutes": (time.perf_counter() - t0) / 60,
               "sample": learn.generate("the ", 300, temperature=0.6, seed=0)})
 
@@ -182,7 +184,7 @@ def _regularized_loss(model: RNNLanguageModel, out: torch.Tensor, y: torch.Tenso
     return loss + 2.0 * dropped.pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
 
 
-def speed(text: str, out: Path, repeats: int, n_tokens: int) -> None:
+def speed(text: str, out: Path, repeats: int, n_tokens: int, bf16: bool = False) -> None:
     dls = TextLMDataLoaders.from_text(text[: int(n_tokens * 1.25) + 1000], tokenizer="char", lower=True, min_freq=3,
                                       valid_pct=0.2, bs=SPEED["bs"], bptt=SPEED["bptt"], device="cpu", seed=SEED)
     V, tokens = len(dls.vocab), dls.train.n
@@ -192,6 +194,13 @@ def speed(text: str, out: Path, repeats: int, n_tokens: int) -> None:
         learn = language_model_learner(dls, arch="lstm", emb_size=SPEED["emb_size"], n_hid=SPEED["n_hid"],
                                        n_layers=SPEED["n_layers"], tie_weights=True, progress=False, metrics=[])
         learn.fit(1, SPEED["lr"])
+        return tokens
+
+    def deepfit_bf16_run() -> int:  # the same, forward passes under bf16 autocast (deepfit's MixedPrecision on CPU)
+        set_seed(SEED)
+        learn = language_model_learner(dls, arch="lstm", emb_size=SPEED["emb_size"], n_hid=SPEED["n_hid"],
+                                       n_layers=SPEED["n_layers"], tie_weights=True, progress=False, metrics=[])
+        learn.fit(1, SPEED["lr"], cbs=[MixedPrecision()])
         return tokens
 
     def hand_run() -> int:
@@ -223,9 +232,12 @@ def speed(text: str, out: Path, repeats: int, n_tokens: int) -> None:
         return tokens
 
     runs: dict[str, Callable[[], int]] = {"deepfit": deepfit_run, "hand": hand_run}
+    if bf16:
+        runs["deepfit-bf16"] = deepfit_bf16_run
     try:
-        fa = _fastai_run(dls)
-        runs["fastai"] = fa
+        runs["fastai"] = _fastai_run(dls)
+        if bf16:
+            runs["fastai-bf16"] = _fastai_run(dls, bf16=True)
     except ImportError as e:
         print(f"fastai not importable here ({e}); comparing deepfit with the hand loop only", file=sys.stderr)
     res: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
@@ -245,7 +257,7 @@ def speed(text: str, out: Path, repeats: int, n_tokens: int) -> None:
                   "threads": torch.get_num_threads(), **SPEED})
 
 
-def _fastai_run(dls: TextLMDataLoaders) -> Callable[[], int]:
+def _fastai_run(dls: TextLMDataLoaders, bf16: bool = False) -> Callable[[], int]:
     import fastai  # noqa: F401  (ImportError when not in fastai's environment)
     from fastai.data.core import DataLoaders as FaDataLoaders
     from fastai.text.data import LMDataLoader as FaLMDataLoader
@@ -275,6 +287,9 @@ def _fastai_run(dls: TextLMDataLoaders) -> Callable[[], int]:
         cfg = dict(awd_lstm_lm_config, emb_sz=SPEED["emb_size"], n_hid=SPEED["n_hid"], n_layers=SPEED["n_layers"],
                    tie_weights=True)
         learn = fa_lm_learner(fdls, AWD_LSTM, config=cfg, pretrained=False, metrics=[])
+        if bf16:  # fastai's own switch (its MixedPrecision autocasts on 'cuda' only)
+            import fastai.callback.fp16  # noqa: F401  (adds Learner.to_bf16)
+            learn = learn.to_bf16()
         count = CountTokens()
         with learn.no_bar(), learn.no_logging():
             learn.fit(1, SPEED["lr"], wd=1e-2, cbs=[count])
@@ -299,6 +314,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="speed: interleaved runs of each method")
     ap.add_argument("--tokens", type=int, default=60000, help="speed: training tokens per run")
     ap.add_argument("--bptt", type=int, default=None, help="best / speed: tokens per row of a batch (16 / 70)")
+    ap.add_argument("--speed-hid", type=int, default=SPEED["n_hid"], help="speed: hidden size of the 2 LSTM layers")
+    ap.add_argument("--bf16", action="store_true",
+                    help="best: train under bf16 autocast; speed: add deepfit and fastai runs with bf16 switched on")
     ap.add_argument("--chars", type=int, default=None, help="use only the first N characters (quick checks)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -312,10 +330,12 @@ def main() -> None:
     if args.part == "lesson":
         lesson(text, args.out, args.cap_min, args.only)
     elif args.part == "best":
-        best(text, args.out, args.budget_min, args.epochs, args.n_hid, args.bptt or 16, args.lr, args.drop_mult)
+        best(text, args.out, args.budget_min, args.epochs, args.n_hid, args.bptt or 16, args.lr, args.drop_mult,
+             args.bf16)
     else:
         SPEED["bptt"] = args.bptt or SPEED["bptt"]
-        speed(text, args.out, args.repeats, args.tokens)
+        SPEED["n_hid"] = args.speed_hid
+        speed(text, args.out, args.repeats, args.tokens, args.bf16)
 
 
 if __name__ == "__main__":
