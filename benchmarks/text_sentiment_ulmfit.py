@@ -41,6 +41,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from text_sentiment import SOURCES, folds, load_sources, log  # noqa: E402  (the same data and folds)
 
 LM_SIZES = {"emb_size": 100, "n_hid": 300, "n_layers": 2}
+#: `--bf16`: every learner trains under bf16 autocast (deepfit's MixedPrecision on the CPU)
+BF16 = False
+
+
+def _precision(learn: Any) -> Any:
+    if BF16:
+        from deepfit.callbacks import MixedPrecision
+        learn.add_cb(MixedPrecision())
+    return learn
 
 
 def _now() -> float:
@@ -60,7 +69,7 @@ def part_lm(data: Path, work: Path, out: Path, lm_epochs: int, ft_epochs: int, b
     dls = TextLMDataLoaders.from_text(text, tokenizer="word", valid_pct=0.02, bs=bs, bptt=bptt, max_vocab=8000,
                                       min_freq=2, device="cpu", seed=0)
     t_tok = _now() - t0
-    learn = language_model_learner(dls, drop_mult=0.3, progress=False, **LM_SIZES)
+    learn = _precision(language_model_learner(dls, drop_mult=0.3, progress=False, **LM_SIZES))
     t0 = _now()
     learn.fit_one_cycle(lm_epochs, lm_lr, moms=(0.8, 0.7, 0.8))
     secs = _now() - t0
@@ -75,7 +84,7 @@ def part_lm(data: Path, work: Path, out: Path, lm_epochs: int, ft_epochs: int, b
     set_seed(0)
     tdls = TextLMDataLoaders.from_texts(texts, tokenizer="word", valid_pct=0.1, bs=bs, bptt=bptt, min_freq=2,
                                         device="cpu", seed=0)
-    task = language_model_learner(tdls, drop_mult=0.3, progress=False, **LM_SIZES)
+    task = _precision(language_model_learner(tdls, drop_mult=0.3, progress=False, **LM_SIZES))
     before = task.validate()
     task.load_encoder(work / "wiki_encoder", remap_vocab=True)
     start = task.validate()
@@ -111,11 +120,11 @@ def _cv(texts: list[str], y: np.ndarray, work: Path, pretrained: bool, epochs: t
         dls = TextClassifierDataLoaders.from_texts(texts, y.tolist(), valid_idx=te, seed=k, bs=bs, tokenizer=tok,
                                                    vocab=vocab, device="cpu")
         if pretrained:
-            learn = text_classifier_learner(dls, encoder=work / "task_encoder.safetensors", drop_mult=0.5,
-                                            progress=False)
+            learn = _precision(text_classifier_learner(dls, encoder=work / "task_encoder.safetensors",
+                                                       drop_mult=0.5, progress=False))
             learn.fit_gradual(lr, epochs=epochs, lr_mults=lr_mults)
         else:
-            learn = text_classifier_learner(dls, drop_mult=0.5, progress=False, **LM_SIZES)
+            learn = _precision(text_classifier_learner(dls, drop_mult=0.5, progress=False, **LM_SIZES))
             learn.fit_one_cycle(sum(epochs), lr / 4, moms=(0.8, 0.7, 0.8))
         probs, targs = learn.get_preds()
         accs.append(float((probs.argmax(1) == targs).float().mean()) * 100)
@@ -223,7 +232,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--speed-sentences", type=int, default=3000, help="sentences of the speed part")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bf16", action="store_true", help="train every model under bf16 autocast (MixedPrecision)")
     args = ap.parse_args()
+    global BF16
+    BF16 = args.bf16
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.part in ("all", "lm"):

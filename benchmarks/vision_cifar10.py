@@ -16,7 +16,9 @@ Modes (each prints a small table and a JSON line with every number):
 * `fastai`: end to end on the same folders (a `--per-class` subset linked into a temporary folder),
   data loading included: deepfit `ImageDataLoaders.from_folder` + `vision_learner(dls, "resnet18")`
   against fastai 2.8.12 `ImageDataLoaders.from_folder` + `vision_learner(dls, resnet18)` (torchvision's),
-  both untrained bodies, flips, `fit_one_cycle(--epochs)`. Needs the fastai venv:
+  both untrained bodies, flips, `fit_one_cycle(--epochs)`; with `--fast` (the default) each library's
+  own speed switches that work on a CPU: deepfit channels-last + bf16 autocast, fastai
+  `to_channelslast(use_amp=False)` (fastai's mixed precision autocasts on CUDA only). Needs the fastai venv:
   `PYTHONPATH=$PWD benchmarks/.fastai-venv/bin/python benchmarks/vision_cifar10.py fastai`.
 * `transfer`: pre-train `resnet20` on 8 classes, save its weights, then on the other 2 classes (cat,
   dog) with 100 training images each: `vision_learner(..., pretrained=file).fine_tune` against the
@@ -245,7 +247,7 @@ def run_fastai(args: argparse.Namespace) -> dict[str, Any]:
             if side == "deepfit":
                 dls = ImageDataLoaders.from_folder(root, train="train", valid="test", size=32, bs=args.bs,
                                                    batch_tfms=[Flip()], num_workers=args.threads, seed=0)
-                learn = vision_learner(dls, "resnet18", metrics=accuracy, progress=False)
+                learn = vision_learner(dls, "resnet18", metrics=accuracy, progress=False, cbs=fast_cbs(args))
                 learn.fit_one_cycle(args.epochs, args.lr)
                 final[side] = learn.recorder.log[-1]
             else:
@@ -253,6 +255,8 @@ def run_fastai(args: argparse.Namespace) -> dict[str, Any]:
                                                      batch_tfms=[FFlip(), FNormalize.from_stats(*_stats(root))],
                                                      num_workers=args.fastai_workers, device="cpu")
                 flearn = fvision_learner(fdls, tv_resnet18, pretrained=False, metrics=faccuracy)
+                if args.fast:  # fastai's channels-last (its mixed precision autocasts on CUDA only: not here)
+                    flearn.to_channelslast(use_amp=False)
                 with flearn.no_bar(), flearn.no_logging():
                     flearn.fit_one_cycle(args.epochs, args.lr)
                 vals = flearn.recorder.values[-1]
@@ -262,7 +266,8 @@ def run_fastai(args: argparse.Namespace) -> dict[str, Any]:
     n_img = args.epochs * args.per_class * 10
     med = {k: statistics.median(w for w, _ in v) for k, v in rows.items()}
     med_cpu = {k: statistics.median(c for _, c in v) for k, v in rows.items()}
-    res = {"mode": "fastai", "machine": machine(), "fastai": fastai.__version__, "per_class": args.per_class,
+    res = {"mode": "fastai", "machine": machine(), "fastai": fastai.__version__, "fast": args.fast,
+           "per_class": args.per_class,
            "test_per_class": args.test_per_class, "epochs": args.epochs, "bs": args.bs, "runs": rows,
            "images_per_s": {k: round(n_img / w, 1) for k, w in med.items()},
            "speedup": round(med["fastai"] / med["deepfit"], 2),
