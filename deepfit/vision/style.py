@@ -244,11 +244,11 @@ class RandomFeatures(nn.Module):
         gen = torch.Generator().manual_seed(int(seed))
         fan_in = n_in * kernel_size * kernel_size
         for b in range(1, levels + 1):
-            conv = nn.Conv2d(n_in, n_filters, kernel_size, padding=kernel_size // 2, padding_mode="reflect")
+            level = _RandomLevel(n_in, n_filters, kernel_size)
             with torch.no_grad():
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) / fan_in ** 0.5)
-                conv.bias.zero_()
-            self.add_module(f"level{b}", nn.Sequential(conv, nn.ReLU()))
+                level.conv.weight.copy_(torch.randn(level.conv.weight.shape, generator=gen) / fan_in ** 0.5)
+                level.conv.bias.zero_()
+            self.add_module(f"level{b}", level)
         self.layer_aliases = {f"{kind}{b}_{i}": f"level{b}" for b in range(1, levels + 1) for i in range(1, 5)
                               for kind in ("conv", "relu")}
         self.layer_aliases.update({f"level{b}": f"level{b}" for b in range(1, levels + 1)})
@@ -257,17 +257,25 @@ class RandomFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The ReLU maps of every level: level b is (B, n_filters, H / 2^(b-1), W / 2^(b-1))."""
         outs = []
-        pad = self.config["kernel_size"] // 2
         for b in range(1, self.config["levels"] + 1):
             if b > 1:
                 x = _half(x)
-            level = getattr(self, f"level{b}")
-            if min(x.shape[-2:]) <= pad:  # reflection padding needs more pixels than it pads
-                conv = level[0]
-                outs.append(level[1](F.conv2d(F.pad(x, (pad,) * 4, mode="replicate"), conv.weight, conv.bias)))
-                continue
-            outs.append(level(x))
+            outs.append(getattr(self, f"level{b}")(x))
         return outs
+
+
+class _RandomLevel(nn.Module):
+    """One level of `RandomFeatures`: padding (reflection, or replication for images too small to reflect),
+    a convolution, a ReLU."""
+
+    def __init__(self, n_in: int, n_filters: int, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(n_in, n_filters, kernel_size)
+        self.pad = kernel_size // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mode = "reflect" if min(x.shape[-2:]) > self.pad else "replicate"
+        return torch.relu(self.conv(F.pad(x, (self.pad,) * 4, mode=mode) if self.pad else x))
 
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
@@ -334,13 +342,12 @@ def get_extractor(extractor: str | os.PathLike | nn.Module, layers: Sequence[str
     if name == "random":
         return FeatureExtractor(RandomFeatures(seed=seed), layers, normalize=auto)
     if name in EXTRACTORS:
-        net = load_vgg(name.removesuffix("_bn"), True, batch_norm=name.endswith("_bn"))
+        net = load_vgg(name.removesuffix("_bn"), True, batch_norm=name.endswith("_bn"), features_only=True)
     elif Path(name).suffix.lower() in (".pth", ".pt", ".safetensors") or Path(name).is_file():
-        net = vgg_from_file(name)
+        net = vgg_from_file(name, features_only=True)
     else:
         raise ValueError(f"Unknown extractor {name!r}: use one of {', '.join(EXTRACTORS)}, the path of a VGG weight "
                          "file (.pth or .safetensors), or pass an nn.Module.")
-    net.classifier = nn.Identity()  # never used by a feature loss: free its 120M parameters
     return FeatureExtractor(net, layers, normalize=auto)
 
 

@@ -86,16 +86,8 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.flatten = nn.Flatten()  # no parameters: the state dict keeps torchvision's names
-        self.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(dropout),
-                                        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(dropout),
-                                        nn.Linear(4096, n_out))
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        self.classifier = _classifier(n_out, dropout)
+        _init(self)
 
     @property
     def layer_aliases(self) -> dict[str, str]:
@@ -108,6 +100,21 @@ class VGG(nn.Module):
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments (for export)."""
         return dict(self.config)
+
+
+def _classifier(n_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(dropout), nn.Linear(4096, 4096),
+                         nn.ReLU(), nn.Dropout(dropout), nn.Linear(4096, n_out))
+
+
+def _init(model: nn.Module) -> None:
+    for m in model.modules():  # torchvision's initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
 
 
 def vgg11(n_out: int = 1000, n_in: int = 3, batch_norm: bool = False) -> VGG:
@@ -130,12 +137,14 @@ def vgg19(n_out: int = 1000, n_in: int = 3, batch_norm: bool = False) -> VGG:
     return VGG("vgg19", batch_norm, n_out=n_out, n_in=n_in)
 
 
-def load_vgg(arch: str = "vgg16", weights: str | Path | bool = True, batch_norm: bool = False) -> VGG:
+def load_vgg(arch: str = "vgg16", weights: str | Path | bool = True, batch_norm: bool = False,
+             features_only: bool = False) -> VGG:
     """A VGG network with pretrained weights from a local file; never downloads.
 
     Every tensor of `features` must be in the file with its shape; the classifier's tensors are loaded
-    when the file has them (a file with only `features.*`, enough for feature losses, is accepted: the
-    classifier then keeps its random initialisation). The weights are loaded in float32 on the CPU.
+    when the file has them all with ImageNet's shapes (a file with only `features.*`, enough for feature
+    losses, is accepted: the classifier is then freshly initialised). The weights are loaded in
+    float32 on the CPU, without initialising the network first.
 
     Args:
         arch: "vgg11", "vgg13", "vgg16" or "vgg19".
@@ -143,6 +152,8 @@ def load_vgg(arch: str = "vgg16", weights: str | Path | bool = True, batch_norm:
             with `batch_norm`), or the path of a .pth/.pt file (read with `torch.load(weights_only=True)`)
             or a .safetensors file.
         batch_norm: the batch-norm variant (`vgg16_bn`...).
+        features_only: replace the classifier by `nn.Identity` (feature losses never use it; saves its
+            120M parameters and its initialisation).
 
     Raises:
         FileNotFoundError: no such file, or none in the hub cache (`VGGWeightsNotFound`, saying where it
@@ -173,25 +184,33 @@ def load_vgg(arch: str = "vgg16", weights: str | Path | bool = True, batch_norm:
                          f"{arch}() instead.")
     path = Path(weights)
     state = _read_weights(path)
-    model = VGG(arch, batch_norm)
+    with torch.device("meta"):  # no memory, no initialisation: the file's tensors are assigned below
+        model = VGG(arch, batch_norm)
     expected = model.state_dict()
     missing = [k for k in expected if k.startswith("features.") and k not in state]
     if missing:
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        other = "the variant without batch norm" if batch_norm else "the batch-norm variant: batch_norm=True"
         raise ValueError(f"The weights in {path} do not fit {name}: missing {', '.join(missing[:8])}{more}. Is it a "
-                         f"file for another architecture{' (or the variant without batch norm?)' if batch_norm else ''}"
-                         f"{' (or the batch-norm variant: batch_norm=True?)' if not batch_norm else ''}?")
+                         f"file for another architecture (or {other})?")
     bad = [f"{k} is {tuple(state[k].shape)} in the file but {tuple(v.shape)} in the model"
-           for k, v in expected.items() if k in state and state[k].shape != v.shape]
+           for k, v in expected.items() if k.startswith("features.") and state[k].shape != v.shape]
     if bad:
         raise ValueError(f"The weights in {path} do not fit {name}: " + "; ".join(bad[:8]) + ".")
-    load = {k: state[k].to(v.dtype) for k, v in expected.items() if k in state}
-    model.load_state_dict(load, strict=False)
+    head = [k for k in expected if not k.startswith("features.")]
+    if features_only:
+        model.classifier = nn.Identity()
+        expected = {k: v for k, v in expected.items() if k.startswith("features.")}
+    elif not all(k in state and state[k].shape == expected[k].shape for k in head):
+        # a features-only file (or one fine-tuned for other classes): a freshly initialised classifier
+        model.classifier = _classifier(1000, model.config["dropout"])
+        _init(model.classifier)
+        expected = {k: v for k, v in expected.items() if k.startswith("features.")}
+    model.load_state_dict({k: state[k].to(v.dtype).contiguous() for k, v in expected.items()}, strict=False,
+                          assign=True)
     return model
 
-
-
-def vgg_from_file(path: str | Path) -> VGG:
+def vgg_from_file(path: str | Path, features_only: bool = False) -> VGG:
     """A VGG network with the weights of a torchvision-layout file, its depth and batch norm read from the
     tensors (the number of convolutions in `features`: 8, 10, 13 or 16).
 
@@ -211,4 +230,4 @@ def vgg_from_file(path: str | Path) -> VGG:
         raise ValueError(f"{path} does not hold VGG weights in torchvision's layout (features.N.weight with 8, 10, 13 "
                          f"or 16 convolutions); it has {len(convs)} such convolutions (keys: {keys}).")
     batch_norm = any(k.startswith("features.") and k.endswith(".running_mean") for k in state)
-    return load_vgg(by_count[len(convs)], path, batch_norm=batch_norm)
+    return load_vgg(by_count[len(convs)], path, batch_norm=batch_norm, features_only=features_only)
