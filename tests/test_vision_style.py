@@ -3,6 +3,7 @@ against running the module by hand, VGG's torchvision layout, RandomFeatures, L-
 losses, FeatureLoss training a tiny Learner, and `deepfit style` (tiny images, a few steps)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -330,30 +331,50 @@ def test_cli_style_writes_a_png_of_the_content_size(tmp_path, capsys):
         assert img.size == (20, 15)
 
 
+#: Python call syntax that must not reach a command-line user (as in test_cli_messages.py).
+PYTHON = re.compile(r"\w\((?!s\))|learn\.|pd\.|df\[|dls\.|np\.|torch\.|`|\w=\w|load_learner|register_model")
+
+
 def test_cli_style_bad_input_exit_2(tmp_path, capsys):
     content, style = _write_images(tmp_path)
+    errors = []
+
+    def run(*argv: object) -> tuple[int, str, str]:  # every message is checked for Python call syntax below
+        res = _run(capsys, *argv)
+        errors.append(res[2])
+        return res
+
     notes = tmp_path / "notes.jpg"
     notes.write_text("this is text, not an image")
     out = tmp_path / "r.png"
-    code, _, err = _run(capsys, "style", content, notes, "--out", out)
+    code, _, err = run("style", content, notes, "--out", out)
     assert code == 2 and f"style image {notes}" in err and "not an image" in err and "STYLE" in err
     assert "Traceback" not in err and not out.exists()
-    code, _, err = _run(capsys, "style", notes, style, "--out", out)
+    code, _, err = run("style", notes, style, "--out", out)
     assert code == 2 and f"content image {notes}" in err and "CONTENT" in err
-    code, _, err = _run(capsys, "style", content, tmp_path / "nope.png", "--out", out)
+    code, _, err = run("style", content, tmp_path / "nope.png", "--out", out)
     assert code == 2 and "style image not found" in err and "nope.png" in err
-    code, _, err = _run(capsys, "style", content, style, "--out", tmp_path / "r.jpg")
+    code, _, err = run("style", content, style, "--out", tmp_path / "r.jpg")
     assert code == 2 and "--out" in err and ".png" in err
-    code, _, err = _run(capsys, "style", content, style, "--out", out, "--extractor", "alexnet")
+    code, _, err = run("style", content, style, "--out", out, "--extractor", "alexnet")
     assert code == 2 and "--extractor 'alexnet'" in err and "--extractor random" in err
-    code, _, err = _run(capsys, "style", content, style, "--out", out, "--extractor", tmp_path / "no.pth")
+    code, _, err = run("style", content, style, "--out", out, "--extractor", tmp_path / "no.pth")
     assert code == 2 and "no.pth" in err
-    code, _, err = _run(capsys, "style", content, style, "--out", out, "--style-weight", "1e308", "--steps", "2",
+    code, _, err = run("style", content, style, "--out", out, "--style-weight", "1e308", "--steps", "2",
                         "--device", "cpu")
     assert code == 2 and "--style-weight" in err and "style_weight" not in err
-    code, _, err = _run(capsys, "style", content, style, "--out", out, "--size", "3")
+    code, _, err = run("style", content, style, "--out", out, "--size", "3")
     assert code == 2 and "--size" in err
+    torch.save({"weight": torch.ones(2)}, tmp_path / "other.pth")
+    code, _, err = run("style", content, style, "--out", out, "--extractor", tmp_path / "other.pth")
+    assert code == 2 and "other.pth does not hold VGG weights" in err
+    (tmp_path / "junk.pth").write_bytes(b"junk" * 10)
+    code, _, err = run("style", content, style, "--out", out, "--extractor", tmp_path / "junk.pth")
+    assert code == 2 and "junk.pth is not a readable weight file" in err
     assert not out.exists() and content.read_bytes()[:2] == b"\xff\xd8"  # inputs untouched
+    for err in errors:
+        assert "deepfit: error:" in err and "Traceback" not in err, err
+        assert not PYTHON.search(err.split("deepfit: error:", 1)[1]), err
 
 
 def test_cli_style_missing_vgg_weights_names_the_flag(tmp_path, capsys, monkeypatch):
@@ -362,3 +383,18 @@ def test_cli_style_missing_vgg_weights_names_the_flag(tmp_path, capsys, monkeypa
     code, _, err = _run(capsys, "style", content, style, "--out", tmp_path / "r.png", "--extractor", "vgg19")
     assert code == 2 and "vgg19-*.pth" in err and "--extractor path/to/vgg19.pth" in err
     assert "weights=" not in err
+
+
+def test_example_script_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, DEEPFIT_OUT=str(tmp_path), OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, str(repo / "examples" / "style_transfer.py"), "--size", "32", "--steps", "3"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "style loss" in res.stdout
+    with Image.open(tmp_path / "style_result.png") as img:
+        assert img.size == (32, 24)
+    assert (tmp_path / "style_strip.png").is_file()

@@ -136,7 +136,7 @@ def cmd_style(args: argparse.Namespace, console: Console) -> int:
     except FileNotFoundError as e:
         raise CLIError(f"--extractor {args.extractor}: {cli_message(e)}") from None
     except ValueError as e:
-        raise CLIError(f"--extractor {args.extractor}: {e}") from None
+        raise CLIError(f"--extractor {args.extractor}: {cli_message(e)}") from None
     with console.bar("L-BFGS", total=args.steps, unit="step") as bar:
         seen = [0]
 

@@ -28,7 +28,7 @@ from torch import nn
 from ...errors import HintedError
 from ...export import register_model
 
-__all__ = ["VGGWeightsNotFound", "VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19", "load_vgg", "vgg_from_file"]
+__all__ = ["VGGWeightsError", "VGGWeightsNotFound", "VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19", "load_vgg", "vgg_from_file"]
 
 #: Channels of each convolution per block (torchvision's configurations "A", "B", "D", "E").
 VGG_CONFIGS: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -41,6 +41,20 @@ VGG_CONFIGS: dict[str, tuple[tuple[int, ...], ...]] = {
 
 class VGGWeightsNotFound(HintedError, FileNotFoundError):
     """torchvision's VGG weights are not in the local torch hub cache (deepfit never downloads them)."""
+
+
+class VGGWeightsError(HintedError, ValueError):
+    """A weight file that cannot be read, or whose tensors do not fit the VGG asked for (naming them)."""
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    from ..learner import _read_weights  # not at the top: vision.learner imports the models
+    try:
+        return _read_weights(path)
+    except ValueError as e:
+        raise VGGWeightsError(f"{path} is not a readable weight file: truncated, not a PyTorch or safetensors "
+                              "file, or holding pickled Python objects (which deepfit never loads).",
+                              f"({e})", cli_hint="Give torchvision's VGG weight file.") from None
 
 
 @register_model
@@ -164,7 +178,7 @@ def load_vgg(arch: str = "vgg16", weights: str | Path | bool = True, batch_norm:
         >>> net = load_vgg("vgg19")                   # ~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth
         >>> net = load_vgg("vgg16", "weights/vgg16.safetensors")
     """
-    from ..learner import _hub_file, _read_weights  # not at the top: vision.learner imports the models
+    from ..learner import _hub_file  # not at the top: vision.learner imports the models
     if arch not in VGG_CONFIGS:
         raise ValueError(f"`arch` must be one of {sorted(VGG_CONFIGS)}; received arch={arch!r}.")
     name = f"{arch}_bn" if batch_norm else arch
@@ -183,20 +197,21 @@ def load_vgg(arch: str = "vgg16", weights: str | Path | bool = True, batch_norm:
         raise ValueError("`weights` must be True (the hub cache) or a file path; for random weights call "
                          f"{arch}() instead.")
     path = Path(weights)
-    state = _read_weights(path)
+    state = _read(path)
     with torch.device("meta"):  # no memory, no initialisation: the file's tensors are assigned below
         model = VGG(arch, batch_norm)
     expected = model.state_dict()
     missing = [k for k in expected if k.startswith("features.") and k not in state]
     if missing:
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        other = "the variant without batch norm" if batch_norm else "the batch-norm variant: batch_norm=True"
-        raise ValueError(f"The weights in {path} do not fit {name}: missing {', '.join(missing[:8])}{more}. Is it a "
-                         f"file for another architecture (or {other})?")
+        raise VGGWeightsError(f"The weights in {path} do not fit {name}: missing {', '.join(missing[:8])}{more}.",
+                              "Is it a file for another architecture (or the variant "
+                              f"{'without batch norm: batch_norm=False' if batch_norm else 'with: batch_norm=True'})?",
+                              cli_hint="Is it a file for another architecture?")
     bad = [f"{k} is {tuple(state[k].shape)} in the file but {tuple(v.shape)} in the model"
            for k, v in expected.items() if k.startswith("features.") and state[k].shape != v.shape]
     if bad:
-        raise ValueError(f"The weights in {path} do not fit {name}: " + "; ".join(bad[:8]) + ".")
+        raise VGGWeightsError(f"The weights in {path} do not fit {name}: " + "; ".join(bad[:8]) + ".")
     head = [k for k in expected if not k.startswith("features.")]
     if features_only:
         model.classifier = nn.Identity()
@@ -218,16 +233,15 @@ def vgg_from_file(path: str | Path, features_only: bool = False) -> VGG:
         FileNotFoundError: no such file.
         ValueError: unreadable, or not the weights of a VGG (saying what it holds).
     """
-    from ..learner import _read_weights
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No VGG weight file at {path}.")
-    state = _read_weights(path)
+    state = _read(path)
     convs = [k for k, v in state.items() if k.startswith("features.") and k.endswith(".weight") and v.ndim == 4]
     by_count = {sum(len(b) for b in blocks): name for name, blocks in VGG_CONFIGS.items()}
     if len(convs) not in by_count:
         keys = ", ".join(list(state)[:6]) + (", ..." if len(state) > 6 else "")
-        raise ValueError(f"{path} does not hold VGG weights in torchvision's layout (features.N.weight with 8, 10, 13 "
-                         f"or 16 convolutions); it has {len(convs)} such convolutions (keys: {keys}).")
+        raise VGGWeightsError(f"{path} does not hold VGG weights in torchvision's layout (features.N.weight with 8, "
+                              f"10, 13 or 16 convolutions); it has {len(convs)} such convolutions (keys: {keys}).")
     batch_norm = any(k.startswith("features.") and k.endswith(".running_mean") for k in state)
     return load_vgg(by_count[len(convs)], path, batch_norm=batch_norm, features_only=features_only)
