@@ -125,6 +125,10 @@ def test_feature_extractor_matches_running_the_module_by_hand():
     # the module used on its own is not affected by the hooks (the last layer raises when it runs)
     with pytest.raises(AssertionError, match="should have stopped"):
         net(x)
+    # a deep copy records its own copy of the module
+    import copy
+    twin = copy.deepcopy(ext)
+    torch.testing.assert_close(twin(x)["3"], feats["3"])
     with pytest.raises(ValueError, match=r"no layer 'conv1_1'.*0, 1, 2"):
         FeatureExtractor(net, ["conv1_1"])
 
@@ -329,6 +333,16 @@ def test_cli_style_writes_a_png_of_the_content_size(tmp_path, capsys):
     assert code == 0, err
     with Image.open(tmp_path / "small.png") as img:
         assert img.size == (20, 15)
+    # a photo stored sideways (EXIF orientation 6: rotate 90 degrees): the result is upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(content).save(tmp_path / "sideways.jpg", exif=exif)
+    code, stdout, err = _run(capsys, "style", tmp_path / "sideways.jpg", style, "--out", tmp_path / "up.png",
+                             "--steps", "1", "-q", "--device", "cpu")
+    assert code == 0, err
+    with Image.open(tmp_path / "up.png") as img:
+        assert img.size == (30, 40)
+    assert "(30x40)" in stdout
 
 
 #: Python call syntax that must not reach a command-line user (as in test_cli_messages.py).

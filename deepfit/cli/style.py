@@ -101,7 +101,7 @@ def cmd_style(args: argparse.Namespace, console: Console) -> int:
     from ..utils import parse_device
     from ..vision.decode import ImageDecodeError
     from ..vision.style import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, get_extractor
-    from ..vision.style_transfer import StyleTransferError, image_size, load_image, style_transfer
+    from ..vision.style_transfer import StyleTransferError, load_image, style_transfer
     from . import _check_output_file
     content = check_input_file(args.content, "content image")
     style = check_input_file(args.style, "style image")
@@ -115,21 +115,21 @@ def cmd_style(args: argparse.Namespace, console: Console) -> int:
     size: Any = args.size
     if size is None and max(own) > DEFAULT_MAX_SIDE:
         size = DEFAULT_MAX_SIDE
-        console.info(f"the content image is {own[1]}x{own[0]} (width x height); working at {DEFAULT_MAX_SIDE} px on "
-                     "the longer side (choose with --size)")
+        console.info(f"the content image's longer side is {max(own)} px; working at {DEFAULT_MAX_SIDE} px (choose "
+                     "with --size)")
     try:
         device = None if args.device is None else parse_device(args.device)
     except ValueError as e:
         raise CLIError(f"--device: {e}") from None
-    hw = image_size(own, size)
-    console.info(f"style transfer: {content.name} in the style of {style.name}, {hw[1]}x{hw[0]} px, {args.steps} "
-                 f"L-BFGS steps, extractor {args.extractor}")
     try:
         c_img = load_image(content, "content image", size)
         s_img = load_image(style, "style image", tuple(c_img.shape[-2:]), resize="crop")
     except ImageDecodeError as e:
         which = "CONTENT" if Path(e.path or "") == content else "STYLE"
         raise CLIError(f"{which} {e.path}: {e.reason}; give an image file (JPEG, PNG, ...)") from None
+    h, w = c_img.shape[-2:]
+    console.info(f"style transfer: {content.name} in the style of {style.name}, {w}x{h} px, {args.steps} "
+                 f"L-BFGS steps, extractor {args.extractor}")
     try:
         with console.step(f"loading the feature network ({args.extractor})"):
             extractor = get_extractor(args.extractor, [*DEFAULT_CONTENT_LAYERS, *DEFAULT_STYLE_LAYERS], seed=args.seed)
@@ -159,5 +159,5 @@ def cmd_style(args: argparse.Namespace, console: Console) -> int:
         res.save(out)
     except OSError as e:
         raise CLIError(f"cannot write {out}: {e.strerror or e}") from None
-    console.result(f"wrote {out} ({hw[1]}x{hw[0]})")
+    console.result(f"wrote {out} ({w}x{h})")
     return EXIT_OK

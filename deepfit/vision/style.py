@@ -104,14 +104,16 @@ class FeatureExtractor(nn.Module):
     """The activations of chosen layers of a frozen module.
 
     The module is put in eval mode (and kept there) and its parameters get `requires_grad=False`, so it
-    can serve as a fixed loss network while gradients still flow to its input. Forward hooks record
-    the outputs of the layers (copies, so in-place operations after them do not change the values);
-    the forward pass stops as soon as the last of them has run (the classifier of a VGG never runs).
+    can serve as a fixed loss network while gradients still flow to its input. Forward hooks, present
+    only during the extractor's own calls, record the outputs of the layers (copies, so in-place
+    operations after them do not change the values); the forward pass stops as soon as the last of
+    them has run (the classifier of a VGG never runs).
 
     Args:
         module: any network. It is frozen in place (not copied).
         layers: names of its submodules as in `module.named_modules()` (`"features.19"`), or names from
-            `module.layer_aliases` when it has that mapping (`VGG`: `"conv4_2"`; `RandomFeatures`).
+            `module.layer_aliases` when it has that mapping (`VGG`: `"conv4_2"`; `RandomFeatures`). A
+            module called several times in one forward pass (a shared ReLU) gives its first output.
         normalize: applied to the input first: None, "imagenet" (`IMAGENET_STATS`, what torchvision's
             weights expect for [0, 1] images), or (mean, std) per channel.
 
@@ -148,16 +150,14 @@ class FeatureExtractor(nn.Module):
         self.register_buffer("mean", st[0] if st else None, persistent=False)
         self.register_buffer("std", st[1] if st else None, persistent=False)
         self._feats: dict[str, torch.Tensor] = {}
-        self._recording = False
-        self._handles = [modules[p].register_forward_hook(self._hook(names)) for p, names in paths.items()]
 
     def _hook(self, names: list[str]) -> Any:
         def hook(mod: nn.Module, inp: Any, out: Any) -> None:
-            if not self._recording:  # the module used elsewhere is not affected
-                return
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"FeatureExtractor: layer {names[0]!r} returns {type(out).__name__}, not a tensor; "
                                 "choose a layer whose output is one tensor.")
+            if names[0] in self._feats:  # called again in the same pass (a shared ReLU): keep the first output
+                return
             for n in names:
                 self._feats[n] = out.clone()
             if len(self._feats) == len(self.layers):
@@ -174,13 +174,18 @@ class FeatureExtractor(nn.Module):
                 raise ValueError(f"FeatureExtractor expects images (B, {self.mean.shape[1]}, H, W); received shape "
                                  f"{tuple(x.shape)}.")
             x = (x - self.mean.to(x.device, x.dtype)) / self.std.to(x.device, x.dtype)
-        self._feats, self._recording = {}, True
+        # hooks only for the duration of this call: the module used elsewhere (or a deep copy of this
+        # extractor) is never affected
+        self._feats = {}
+        handles = [self.module.get_submodule(p).register_forward_hook(self._hook(names))
+                   for p, names in self.paths.items()]
         try:
             self.module(x)
         except _Stop:
             pass
         finally:
-            self._recording = False
+            for h in handles:
+                h.remove()
         feats, self._feats = self._feats, {}
         missing = [n for n in self.layers if n not in feats]
         if missing:
@@ -193,12 +198,6 @@ class FeatureExtractor(nn.Module):
         self.training = mode
         self.module.eval()
         return self
-
-    def remove(self) -> None:
-        """Remove the hooks from the module (the extractor cannot be used afterwards)."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
 
 
 class RandomFeatures(nn.Module):

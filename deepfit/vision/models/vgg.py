@@ -20,7 +20,7 @@ Inputs are RGB images in [0, 1] normalised with ImageNet's mean and standard dev
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +28,8 @@ from torch import nn
 from ...errors import HintedError
 from ...export import register_model
 
-__all__ = ["VGGWeightsError", "VGGWeightsNotFound", "VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19", "load_vgg", "vgg_from_file"]
+__all__ = ["VGGWeightsError", "VGGWeightsNotFound", "VGG", "VGG_CONFIGS", "vgg11", "vgg13", "vgg16", "vgg19",
+           "load_vgg", "vgg_from_file"]
 
 #: Channels of each convolution per block (torchvision's configurations "A", "B", "D", "E").
 VGG_CONFIGS: dict[str, tuple[tuple[int, ...], ...]] = {
