@@ -209,6 +209,11 @@ def test_load_vgg_from_a_file_and_from_the_hub_cache(tmp_path, monkeypatch):
         1, 3, 1, 1)
     torch.testing.assert_close(feats["conv1_1"], net2.features[0](xn))
     assert feats["conv4_2"].shape == (1, 512, 4, 4)
+    # the same tensors in a safetensors file
+    from safetensors.torch import save_file
+    save_file(state, str(tmp_path / "vgg11.safetensors"))
+    net3 = load_vgg("vgg11", tmp_path / "vgg11.safetensors", features_only=True)
+    torch.testing.assert_close(net3.features[-3].weight, state["features.18.weight"])
     bad = tmp_path / "other.pth"
     torch.save({"weight": torch.ones(2)}, bad)
     with pytest.raises(ValueError, match="does not hold VGG weights"):
