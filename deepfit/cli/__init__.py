@@ -7,6 +7,7 @@
     deepfit info runs/adult/model.safetensors
     deepfit train lm nietzsche.txt --out runs/nietzsche
     deepfit generate runs/nietzsche/model.safetensors --prefix "the " -n 200
+    deepfit style photo.jpg painting.jpg --out result.png
 
 Applications plug in through `APPLICATIONS` (see `deepfit.cli.base.Application`): each is one object
 with its own options, data preparation, report plots and prediction; the sub-commands are generic.
@@ -50,6 +51,7 @@ examples:
   deepfit train collab u.data --no-header --names user,item,rating,ts --user user --item item --target rating
   deepfit train lm nietzsche.txt --tokenizer char --epochs 5 --out runs/nietzsche
   deepfit generate runs/nietzsche/model.safetensors --prefix "the meaning of " -n 200
+  deepfit style photo.jpg painting.jpg --out result.png   paint a photo in the style of another image
   deepfit train text reviews.csv --text-col review --label-col sentiment --method nbsvm
   deepfit train vision pets --size 128 --arch resnet34    images in one folder per class
   deepfit lr-find tabular adult.csv --target salary --plot lr.png
@@ -179,6 +181,19 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
                                   'meaning of " -n 200 --temperature 0.8')
     add_generate_arguments(p_gen)
     p_gen.set_defaults(func=_cmd_generate)
+
+    from .style import add_style_arguments
+    p_style = sub.add_parser("style", help="paint an image in the style of another (neural style transfer)",
+                             formatter_class=_Formatter, parents=[flags],
+                             description=_wrap("Optimise an image with L-BFGS so that its deep features match "
+                                               "CONTENT's and their Gram matrices match STYLE's (Gatys et al. "
+                                               "2016), and write it as a PNG. The default feature network, random "
+                                               "multi-scale filters, needs no download; --extractor vgg16/vgg19 "
+                                               "uses torchvision's weights from the local torch hub cache."),
+                             epilog="examples:\n  deepfit style photo.jpg painting.jpg --out result.png --size 256\n"
+                                    "  deepfit style photo.jpg painting.jpg --extractor vgg19 --style-weight 1e4")
+    add_style_arguments(p_style)
+    p_style.set_defaults(func=_cmd_style)
 
     p_info = sub.add_parser("info", help="describe an exported model", formatter_class=_Formatter, parents=[flags],
                             description=_wrap("Print what an exported model is: application, architecture, data "
@@ -577,6 +592,11 @@ def _cmd_info(args: argparse.Namespace, console: Console) -> int:
 def _cmd_generate(args: argparse.Namespace, console: Console) -> int:
     from .text import cmd_generate
     return cmd_generate(args, console)
+
+
+def _cmd_style(args: argparse.Namespace, console: Console) -> int:
+    from .style import cmd_style
+    return cmd_style(args, console)
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:

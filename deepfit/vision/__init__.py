@@ -17,6 +17,8 @@ from .interpret import ClassificationInterpretation
 from .learner import (AdaptiveConcatPool2d, ImageClassifier, VisionLearner, accuracy_multi, cnn_learner, create_body,
                       create_head, load_pretrained, vision_learner)
 from .models import ARCHS
+from .style import FeatureExtractor, FeatureLoss, RandomFeatures, get_extractor, gram_matrix
+from .style_transfer import StyleTransferError, StyleTransferResult, style_transfer
 
 register_dls("ImageDataLoaders", ImageDataLoaders.from_state)
 
@@ -27,3 +29,5 @@ __all__ = ["ImageDataLoaders", "ImageBatchTransform", "ImageDataError", "ImageDe
 __all__ += ["ChannelsLast", "MixUp", "progressive_resize", "ClassificationInterpretation", "AdaptiveConcatPool2d",
             "ImageClassifier", "VisionLearner", "accuracy_multi", "cnn_learner", "create_body", "create_head",
             "load_pretrained", "vision_learner", "ARCHS"]
+__all__ += ["FeatureExtractor", "FeatureLoss", "RandomFeatures", "get_extractor", "gram_matrix", "StyleTransferError",
+            "StyleTransferResult", "style_transfer"]

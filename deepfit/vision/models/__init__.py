@@ -14,10 +14,12 @@ from .densenet import DenseNet, densenet_bc
 from .fastnet import FastNet, fastnet
 from .resnet import CifarResNet, ResNet, resnet18, resnet20, resnet34, resnet50, resnet56
 from .simple import SimpleCNN, simple_cnn
+from .vgg import VGG, load_vgg, vgg11, vgg13, vgg16, vgg19
 from .wrn import WideResNet, wrn
 
 __all__ = ["ARCHS", "Darknet", "darknet", "DenseNet", "densenet_bc", "FastNet", "fastnet", "CifarResNet", "ResNet",
            "resnet18", "resnet20", "resnet34", "resnet50", "resnet56", "SimpleCNN", "simple_cnn", "WideResNet", "wrn"]
+__all__ += ["VGG", "load_vgg", "vgg11", "vgg13", "vgg16", "vgg19"]
 
 #: Architectures by name: each is called as `arch(n_out=..., n_in=...)`.
 ARCHS: dict[str, Callable[..., nn.Module]] = {
