@@ -192,9 +192,10 @@ def test_auto_neighbors_thresholds():
     assert auto_neighbors(25_001, 1000, 2) == "boxtree"
     assert auto_neighbors(25_001, 1000, 2, kernel="gaussian") == "tree"
     assert auto_neighbors(25_001, 1000, 4) == "boxtree"
-    assert auto_neighbors(25_001, 1000, 5) == "all"                        # 200M pairs with > 4 features
-    assert auto_neighbors(200_000, 1000, 16) == "all"
-    assert auto_neighbors(200_001, 1000, 16) == "tree"
+    assert auto_neighbors(25_001, 1000, 5) == "all"                        # 1e13 pairs with > 4 features
+    assert auto_neighbors(1_000_000, 1_000_000, 16) == "all"               # 1M x 1M: dense was 2.2x the tree
+    assert auto_neighbors(10_000_000, 1_000_000, 16) == "all"
+    assert auto_neighbors(10_000_001, 1_000_000, 16) == "tree"
     assert auto_neighbors(200_001, 1000, 2, device="cuda") == "all"        # 4G pairs off the CPU
     assert auto_neighbors(4_000_001, 1000, 2, device="cuda") == "boxtree"
     X = blobs(20, k=2, d=16, std=1.0, seed=17)

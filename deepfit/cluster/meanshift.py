@@ -27,8 +27,10 @@ __all__ = ["MeanShift", "auto_neighbors", "climb", "mean_shift_step", "merge_mod
 NEIGHBORS = ("auto", "all", "boxtree", "tree", "lsh")
 # neighbors="auto": AllPoints up to this many seed x point pairs; beyond, BoxTree up to BOXTREE_MAX_DIM
 # features (in more dimensions few boxes fit inside a window: 3x slower than AllPoints at 16-D), else
-# scikit-learn's tree
-AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "cpu_many_features": 200_000_000, "other": 4_000_000_000}
+# scikit-learn's tree. With more than 4 features the dense search beat the KD-tree at every size
+# measured on the CPU (16-D blobs: 1.3x at 100k x 16k pairs, 1.2x at 1M x 52k, 2.2x at 1M x 1M; see
+# benchmarks/RESULTS.md), so there the limit (1e13 pairs) only guards against runs of days.
+AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "cpu_many_features": 10_000_000_000_000, "other": 4_000_000_000}
 BOXTREE_MAX_DIM = 4
 
 
@@ -69,7 +71,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             kernel's radius), "boxtree" (exact, flat kernel only; a KD-tree in torch that adds whole
             boxes inside a window at once: the fastest on large data), "lsh" (approximate;
             random-projection LSH in torch), or "auto": "all" up to 25M seed x point pairs on the CPU
-            (200M with more than 4 features; 4G on a GPU), beyond that "boxtree" for the flat
+            (1e13 with more than 4 features; 4G on a GPU), beyond that "boxtree" for the flat
             kernel with up to 4 features, else "tree".
             The gaussian kernel is cut at 3 bandwidths by "tree" and "lsh".
         batch_size: seeds per batch (default: about 16M distances a batch for "all", about 4M
