@@ -13,8 +13,8 @@ from deepfit import load_learner
 from deepfit.callbacks import Callback, Checkpoint
 from deepfit.export import read_header
 from deepfit.losses import CrossEntropyLoss
-from deepfit.text import (LMLearner, RNNRegularizer, StatefulRNN, TextDataError, TextLMDataLoaders,
-                          bits_per_char, language_model_learner, perplexity)
+from deepfit.text import (LMLearner, RNNRegularizer, ScaleLRByLength, StatefulRNN, TextDataError,
+                          TextLMDataLoaders, bits_per_char, language_model_learner, perplexity)
 from deepfit.text.metrics import accuracy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -113,6 +113,34 @@ def test_ar_tar_added_to_the_backpropagated_loss_only():
         assert not torch.equal(raw, out)  # output dropout applied to the AR term's input
     rec = learn.recorder.losses
     assert rec == pytest.approx([r[0] for r in spy.rows])  # the recorded loss is the plain cross entropy
+
+
+class _LRSpy(Callback):
+    order = 50  # before_step: after every callback that sets the rate
+
+    def __init__(self):
+        self.rows = []
+
+    def before_step(self):
+        self.rows.append((self.learner.xb[0].shape[1], self.learner.opt.param_groups[0]["lr"]))
+
+
+def test_scale_lr_by_length_multiplies_the_scheduled_rate_by_len_over_bptt():
+    plain, scaled = _LRSpy(), _LRSpy()
+    torch.manual_seed(0)
+    _learner(_dls(bptt=10, random_bptt=True)).fit_one_cycle(2, 1e-2, cbs=[plain])
+    torch.manual_seed(0)
+    learn = _learner(_dls(bptt=10, random_bptt=True))  # a fresh loader: the same batch lengths
+    learn.fit_one_cycle(2, 1e-2, cbs=[scaled, ScaleLRByLength()])
+    lens = [n for n, _ in plain.rows]
+    assert len(set(lens)) > 1  # random lengths, the case the callback is for
+    assert [n for n, _ in scaled.rows] == lens  # the same batches
+    for (n, lr), (_, lr_scaled) in zip(plain.rows, scaled.rows):
+        assert lr_scaled == pytest.approx(lr * n / 10, rel=1e-12)
+    # the schedule itself is untouched: the recorded rates and the optimizer after the fit are unscaled
+    assert learn.recorder.lrs == pytest.approx([lr for _, lr in plain.rows])
+    with pytest.raises(ValueError, match="bptt"):
+        ScaleLRByLength(bptt=0)
 
 
 def test_rnn_regularizer_rejects_negative_weights():

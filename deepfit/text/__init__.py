@@ -11,7 +11,7 @@ from .tokenize import (BOS, EOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK, BPETo
 from .vocab import UnknownTokenError, Vocab
 # language models (data.py, models.py, learner.py, callbacks.py, metrics.py)
 from ..export import register_dls
-from .callbacks import LMRecorder, ResetHidden, RNNRegularizer
+from .callbacks import LMRecorder, ResetHidden, RNNRegularizer, ScaleLRByLength
 from .data import LMDataLoader, TextLMDataLoaders, char_windows
 from .learner import LMLearner, language_model_learner
 from .metrics import BitsPerChar, Perplexity, TokenAccuracy, bits_per_char, perplexity
@@ -38,7 +38,7 @@ __all__ = [
     "TextDataError", "read_text", "decode_text", "texts_from_folder", "texts_from_df", "texts_from_csv",
     # language models
     "LMDataLoader", "TextLMDataLoaders", "char_windows", "LMLearner", "language_model_learner", "ResetHidden",
-    "RNNRegularizer", "LMRecorder", "TokenAccuracy", "Perplexity", "BitsPerChar", "perplexity", "bits_per_char",
+    "RNNRegularizer", "LMRecorder", "ScaleLRByLength", "TokenAccuracy", "Perplexity", "BitsPerChar", "perplexity", "bits_per_char",
     "CharLM3", "CharLoopRNN", "CharRNN", "CharSeqRNN", "StatefulRNN", "RNNLanguageModel", "AWDLSTM",
     # RNN text classifiers and interpretation
     "TextClassDataLoader", "TextClassifierDataLoaders", "pad_batch", "RNNEncoder", "EncoderMismatchError",

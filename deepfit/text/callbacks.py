@@ -8,6 +8,8 @@
   raw outputs), added to the loss that is back-propagated (the recorded loss stays the cross entropy).
 * `LMRecorder`: the Recorder, with the validation loss averaged over tokens rather than over rows, so
   that a shorter last batch counts for what it holds.
+* `ScaleLRByLength`: AWD-LSTM's learning rate per batch scaled by the batch's length over `bptt`, so that
+  with random batch lengths every token moves the weights by the same amount.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from torch import nn
 from ..callbacks.core import Callback
 from ..callbacks.recorder import Recorder
 
-__all__ = ["ResetHidden", "RNNRegularizer", "LMRecorder"]
+__all__ = ["ResetHidden", "RNNRegularizer", "LMRecorder", "ScaleLRByLength"]
 
 
 def _inner(model: nn.Module) -> nn.Module:
@@ -155,3 +157,45 @@ class LMRecorder(Recorder):
         self._vcount += n
         for m in learn.metrics:
             m.accumulate(learn.pred, *learn.yb)
+
+
+class ScaleLRByLength(Callback):
+    """Scale the learning rate of each training batch by `seq_len / bptt` (Merity et al. 2017, with
+    `LMDataLoader(random_bptt=True)`): a batch of half the usual length then moves the weights half as
+    far, since its loss is a mean over half as many positions. The scheduled rate is restored after the
+    batch, so schedules, the Recorder's plotted rates and checkpoints see the unscaled values.
+
+    Args:
+        bptt: the reference length (default: the training loader's `bptt`).
+    """
+
+    order = 2  # after ParamScheduler (order 1) has set this batch's rate
+    run_valid = False
+
+    def __init__(self, bptt: int | None = None) -> None:
+        if bptt is not None and (not isinstance(bptt, int) or bptt < 1):
+            raise ValueError(f"`bptt` must be a positive integer or None; received bptt={bptt!r}.")
+        self.bptt = bptt
+        self._saved: list[float] | None = None
+
+    def before_batch(self) -> None:
+        bptt = self.bptt or getattr(self.learner.dls.train, "bptt", None)
+        if bptt is None:
+            raise ValueError("ScaleLRByLength needs `bptt=` or a training loader with a `bptt` (LMDataLoader).")
+        factor = self.learner.xb[0].shape[-1] / bptt
+        groups = self.learner.opt.param_groups
+        self._saved = [g["lr"] for g in groups]
+        for g in groups:
+            g["lr"] = g["lr"] * factor
+
+    def _restore(self) -> None:
+        if self._saved is not None:
+            for g, lr in zip(self.learner.opt.param_groups, self._saved):
+                g["lr"] = lr
+            self._saved = None
+
+    def after_batch(self) -> None:
+        self._restore()
+
+    def after_cancel_batch(self) -> None:
+        self._restore()
