@@ -95,6 +95,39 @@ def test_state_dict_resumes_the_interrupted_epoch_exactly():
     assert all(torch.equal(a[0], b[0]) for a, b in zip(next_epoch, after))
 
 
+def test_distributed_processes_read_the_rows_of_one_bigger_batch_with_the_same_lengths():
+    docs = [torch.randint(0, 40, (int(n),), generator=torch.Generator().manual_seed(int(n))) for n in (90, 130, 75, 210)]
+    full = LMDataLoader(docs, bs=4, bptt=6, shuffle=True, random_bptt=True, seed=7)  # one process, bs 2 x 2
+    shards = [LMDataLoader(docs, bs=2, bptt=6, shuffle=True, random_bptt=True, seed=7) for _ in range(2)]
+    for r, dl in enumerate(shards):
+        dl.rank, dl.world_size = r, 2
+        assert dl.n_cols == full.n_cols and len(dl) == len(full) and 2 * dl.n == full.n
+    for _ in range(2):  # two epochs: new document order and lengths, the same on every process
+        ref, parts = _batches(full), [_batches(dl) for dl in shards]
+        assert all(len(p) == len(ref) for p in parts)
+        for k, (x, y) in enumerate(ref):
+            for r in (0, 1):
+                assert torch.equal(parts[r][k][0], x[r::2]) and torch.equal(parts[r][k][1], y[r::2])
+    plain = [LMDataLoader(torch.arange(103), bs=2, bptt=5) for _ in range(2)]  # one stream, not shuffled
+    for r, dl in enumerate(plain):
+        dl.rank, dl.world_size = r, 2
+    ref = _batches(LMDataLoader(torch.arange(103), bs=4, bptt=5))
+    assert [torch.equal(a[0], x[0::2]) and torch.equal(b[0], x[1::2])
+            for a, b, (x, _) in zip(_batches(plain[0]), _batches(plain[1]), ref)] == [True] * len(ref)
+    # the mean of the processes' gradients is the one-process gradient (what DDP's all-reduce computes)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(40, 5), torch.nn.Linear(5, 40))
+
+    def grad(x, y):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    x, y = _batches(full)[0]
+    mean = (grad(x[0::2], y[0::2]) + grad(x[1::2], y[1::2])) / 2
+    torch.testing.assert_close(mean, grad(x, y), rtol=1e-5, atol=1e-7)
+
+
 def test_one_batch_does_not_change_the_next_epochs():
     docs = [torch.arange(i * 50, i * 50 + 50) for i in range(6)]
     a = LMDataLoader(docs, bs=2, bptt=7, shuffle=True, random_bptt=True, seed=5)

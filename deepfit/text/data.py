@@ -52,7 +52,10 @@ class LMDataLoader(DataLoader):
             `set_seed` makes runs repeat).
 
     The order of documents and the batch lengths of an epoch derive from one epoch seed, saved with the
-    position by `state_dict()`, so `Checkpoint` resumes an interrupted epoch exactly.
+    position by `state_dict()`, so `Checkpoint` resumes an interrupted epoch exactly. Under
+    `DistributedTrainer` (`rank`, `world_size` set), as for other loaders `bs` is per process: the stream
+    is cut into `bs * world_size` rows and process r reads rows r, r + world_size, ... of each batch, so
+    that the processes together train as one process with `bs * world_size` rows.
 
     Example:
         >>> dl = LMDataLoader(torch.arange(1000), bs=4, bptt=10)
@@ -73,9 +76,8 @@ class LMDataLoader(DataLoader):
             raise ValueError("LMDataLoader needs at least one document of token ids.")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.docs = [d.to(self.device) for d in docs]
-        total = sum(len(d) for d in docs)
-        self.n_cols = total // bs  # tokens per row
-        if self.n_cols < 2:
+        total = self.n_tokens = sum(len(d) for d in docs)
+        if total // bs < 2:
             raise ValueError(f"{total} tokens are too few for bs={bs}: every one of the bs rows needs at least 2 "
                              f"tokens (an input and its target); pass a smaller bs or more text.")
         self.bs, self.bptt, self.random_bptt = int(bs), int(bptt), bool(random_bptt)
@@ -92,13 +94,19 @@ class LMDataLoader(DataLoader):
         self.tensors = (self._matrix(self.docs),)
 
     def _matrix(self, docs: Sequence[torch.Tensor]) -> torch.Tensor:
+        rows = self.bs * self.world_size
         stream = docs[0] if len(docs) == 1 else torch.cat(list(docs))
-        return stream[: self.bs * self.n_cols].view(self.bs, self.n_cols)
+        return stream[: rows * self.n_cols].view(rows, self.n_cols)
 
     # ---- sizes -------------------------------------------------------------------------------------
     @property
+    def n_cols(self) -> int:
+        """Tokens per row: the stream is cut into `bs` rows (`bs * world_size` under distributed training)."""
+        return self.n_tokens // (self.bs * self.world_size)
+
+    @property
     def n(self) -> int:
-        """Tokens read per epoch as inputs (targets are the same count, shifted by one)."""
+        """Tokens read per epoch as inputs by this process (targets are the same count, shifted by one)."""
         return self.bs * (self.n_cols - 1)
 
     def __len__(self) -> int:
@@ -123,10 +131,12 @@ class LMDataLoader(DataLoader):
         return lens.tolist()
 
     def _epoch_data(self, epoch_seed: int) -> torch.Tensor:
-        if not self.shuffle:
+        if not self.shuffle and self.world_size == 1:
             return self.tensors[0]
         if self.docs[0].device != self.device:  # after DataLoaders.to(device): move the documents once
             self.docs = [d.to(self.device) for d in self.docs]
+        if not self.shuffle:
+            return self._matrix(self.docs)
         g = torch.Generator().manual_seed(epoch_seed)
         order = torch.randperm(len(self.docs), generator=g).tolist()
         return self._matrix([self.docs[i] for i in order])
@@ -137,6 +147,11 @@ class LMDataLoader(DataLoader):
         if data.device != self.device:
             data = data.to(self.device)
         lens = self.seq_lens(epoch_seed)
+        if self.world_size > 1:
+            # distributed training: the stream is cut into bs * world_size rows and each process reads its
+            # own bs of them, with the same lengths everywhere (the epoch seed is shared): the averaged
+            # gradients are those of one process reading all the rows
+            data = data[self.rank::self.world_size]
         a = sum(lens[:start])
         for b in range(start, len(lens)):
             self._pos = b + 1
