@@ -27,7 +27,8 @@ from .losses import activation_for, decode_for
 from .metrics import Metric, to_metric
 from .optim import Adam, has_hyper, set_hyper
 from . import schedule as sched
-from .utils import atomic_path, check_positive, check_wd, listify, to_device
+from .saving import read_weights, save_weights, weights_path
+from .utils import check_positive, check_wd, listify, to_device
 
 __all__ = ["Learner", "params_of", "trainable_params"]
 
@@ -676,10 +677,7 @@ class Learner:
 
     # ---- saving -----------------------------------------------------------------------------------------
     def _file(self, name: str | Path) -> Path:
-        p = Path(name)
-        if p.suffix == "":
-            p = p.with_suffix(".pth")
-        return p if p.is_absolute() or p.parent != Path(".") else self.path / self.model_dir / p
+        return weights_path(name, self.path / self.model_dir)
 
     def save(self, name: str | Path, with_opt: bool = True) -> Path:
         """Save weights (and optimizer state) to `path/model_dir/name.pth` in a format loaded with
@@ -689,11 +687,8 @@ class Learner:
         f = self._file(name)
         if not is_main_process():
             return f
-        state: dict[str, Any] = {"model": unwrap_model(self.model).state_dict()}
-        if with_opt and self.opt is not None:
-            state["opt"] = self.opt.state_dict()
-        with atomic_path(f) as tmp:
-            torch.save(state, tmp)
+        opt_state = self.opt.state_dict() if with_opt and self.opt is not None else None
+        save_weights(f, unwrap_model(self.model).state_dict(), opt_state)
         return f
 
     def load(self, name: str | Path, with_opt: bool = True, strict: bool = True) -> "Learner":
@@ -709,28 +704,11 @@ class Learner:
         In a distributed run every process must call it: it first waits for all of them (so that
         what rank 0 just saved is on disk before anyone reads it).
         """
-        from .callbacks.checkpoint import refused_object
         from .distributed import distrib_barrier, unwrap_model
         from .export import state_dict_mismatches
         distrib_barrier()
         f = self._file(name)
-        if not f.exists():
-            raise FileNotFoundError(f"No saved model at {f}.")
-        try:
-            state = torch.load(f, map_location=self.dls.device, weights_only=True)
-        except Exception as e:
-            refused = refused_object(e)
-            if refused is not None:
-                raise ValueError(f"{f} contains pickled Python objects, not only tensors ({refused}): deepfit refuses "
-                                 "to load it because unpickling can run arbitrary code. Save weights with "
-                                 "learn.save.") from None
-            raise ValueError(f"{f} is not a readable deepfit/torch checkpoint (truncated or corrupted?): {e}") from None
-        if isinstance(state, dict) and state.get("format") == "deepfit-checkpoint":
-            from .callbacks.checkpoint import CHECKPOINT_VERSION
-            if not isinstance(state.get("version"), int) or state["version"] > CHECKPOINT_VERSION:
-                raise ValueError(f"{f} is a checkpoint of format version {state.get('version')} (deepfit "
-                                 f"{state.get('deepfit_version')}); this deepfit reads format {CHECKPOINT_VERSION}. "
-                                 "Upgrade deepfit to load it.")
+        state = read_weights(f, self.dls.device)
         model_state = state.get("model", state) if isinstance(state, dict) else state
         model = unwrap_model(self.model)
         problems = state_dict_mismatches(model, model_state, strict=strict)

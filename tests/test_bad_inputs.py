@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,9 @@ import pytest
 from deepfit.cli import main
 from deepfit.cli.base import COMPLETE_MARKER, INCOMPLETE_SUFFIX, STATUS_FILE, is_complete
 from conftest import torch_threads
+from helpers import PYTHON_SYNTAX
 
 FAST = ("--epochs", "1", "--lr-find-iters", "0", "--bs", "32", "-q")
-#: Python call syntax that must never reach a command-line user (see tests/test_cli_messages.py).
-PYTHON_SYNTAX = re.compile(r"\w\((?!s\))|learn\.|pd\.|df\[|dls\.|np\.|torch\.|`|\w=\w|load_learner|register_model")
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,15 +15,9 @@ import torch
 from deepfit import load_learner
 from deepfit.cli import main
 from deepfit.export import FORMAT_VERSION, ExportError
+from helpers import PYTHON_SYNTAX, rewrite_header, small_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-PYTHON_SYNTAX = re.compile(r"\w\((?!s\))|learn\.|pd\.|df\[|dls\.|np\.|torch\.|`|\w=\w|load_learner|register_model")
-
-
-def _table(n: int = 64) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame({"color": rng.choice(["red", "green", "blue"], n), "size": rng.normal(0, 1, n).round(3),
-                         "label": rng.choice(["big", "small"], n)})
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +26,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     from deepfit.collab import CollabDataLoaders, collab_learner
     from deepfit.tabular import TabularDataLoaders, tabular_learner
     d = tmp_path_factory.mktemp("models")
-    df = _table()
+    df = small_table(64)
     df.to_csv(d / "t.csv", index=False)
     dls = TabularDataLoaders.from_df(df, cat_names=["color"], cont_names=["size"], y_names="label", seed=0, bs=16,
                                      device="cpu")
@@ -43,17 +37,6 @@ def files(tmp_path_factory) -> dict[str, Path]:
     cdls = CollabDataLoaders.from_df(ratings, seed=0, bs=16, device="cpu")
     collab_learner(cdls, n_factors=3, y_range=(0, 5.5), path=d).export(d / "cf.safetensors")
     return {"tabular": d / "tab.safetensors", "collab": d / "cf.safetensors", "csv": d / "t.csv"}
-
-
-def rewrite_header(src: Path, dst: Path, change) -> Path:
-    """A copy of `src` at `dst` with its safetensors metadata edited by `change(meta)` (tensor bytes kept)."""
-    raw = src.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    change(header["__metadata__"])
-    new = json.dumps(header).encode()
-    dst.write_bytes(len(new).to_bytes(8, "little") + new + raw[8 + n:])
-    return dst
 
 
 def _edit_json(key: str, edit):

@@ -16,6 +16,7 @@ import torch
 from deepfit.cli import APPLICATIONS, main
 from deepfit.cli.base import (COMPLETE_MARKER, INCOMPLETE_SUFFIX, STATUS_FILE, Application, CLIError, Console,
                               RunDir, check_columns, closest, is_complete, parse_lr, read_table)
+from helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 DEEPFIT_BIN = REPO / ".venv" / "bin" / "deepfit"
@@ -47,12 +48,6 @@ def make_ratings_csv(path: Path, n_users: int = 30, n_items: int = 20, n: int = 
     r = np.clip(np.round(3 + taste[u, i]), 1, 5).astype(int)
     pd.DataFrame({"userId": [f"u{x}" for x in u], "movieId": i + 100, "rating": r}).to_csv(path, index=False)
     return path
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 FAST = ("--epochs", "1", "--lr-find-iters", "0", "--bs", "32", "-q")

@@ -4,7 +4,6 @@ version (`deepfit.errors.HintedError`), which every CLI error path prints; Pytho
 from __future__ import annotations
 
 import pickle
-import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,18 +13,11 @@ import pytest
 
 from deepfit.cli import main
 from deepfit.errors import HintedError, cli_message
+from helpers import PYTHON_SYNTAX, rewrite_header, small_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ("--epochs", "1", "--lr-find-iters", "0", "--bs", "16", "-q")
-#: Python call syntax that must not reach a command-line user ("value(s)" is plain English, not a call).
-PYTHON = re.compile(r"\w\((?!s\))|learn\.|pd\.|df\[|dls\.|np\.|torch\.|`|\w=\w|load_learner|register_model")
-
-
-def _table(n: int = 60) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame({"color": rng.choice(["red", "green", "blue"], n), "size": rng.normal(0, 1, n).round(3),
-                         "label": rng.choice(["big", "small"], n)})
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +25,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     from deepfit.collab import CollabDataLoaders, collab_learner
     from deepfit.tabular import TabularDataLoaders, tabular_learner
     d = tmp_path_factory.mktemp("msg")
-    df = _table()
+    df = small_table(60)
     df.to_csv(d / "t.csv", index=False)
     text = df.astype({"size": object})
     text.loc[4, "size"] = "n/a?"
@@ -50,13 +42,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         pickle.dump({"weights": [1, 2, 3]}, f)
     import torch
     torch.save({"weights": torch.zeros(2)}, d / "saved.pth")
-    import json
-    raw = (d / "tab.safetensors").read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    header["__metadata__"]["model_class"] = "HoloNet"
-    new = json.dumps(header).encode()
-    (d / "holo.safetensors").write_bytes(len(new).to_bytes(8, "little") + new + raw[8 + n:])
+    rewrite_header(d / "tab.safetensors", d / "holo.safetensors", lambda meta: meta.update(model_class="HoloNet"))
     (d / "wide.csv").write_bytes("a,b,label\n1,2,x\n3,4,y\n".encode("utf-16-le"))
     (d / "dup.csv").write_text("size,color,size,label\n" + "".join(f"{i % 3},{'rg'[i % 2]},{i},{'xy'[i % 2]}\n"
                                                                    for i in range(30)))
@@ -108,11 +94,11 @@ def test_cli_errors_suggest_flags_not_python(capsys, tmp_path, files, monkeypatc
     assert code == 2, err
     assert "Traceback" not in err and "internal error" not in err
     assert expected in err, err
-    found = PYTHON.findall(err)
+    found = PYTHON_SYNTAX.findall(err)
     assert not found, f"Python syntax {found} shown to a command-line user:\n{err}"
     status = tmp_path / "run.incomplete" / "STATUS"
     if status.exists():  # the STATUS file of a failed run is read by the same users
-        assert not PYTHON.findall(status.read_text()), status.read_text()
+        assert not PYTHON_SYNTAX.findall(status.read_text()), status.read_text()
 
 
 def test_python_users_keep_the_python_fix(files):

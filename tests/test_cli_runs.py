@@ -16,6 +16,7 @@ import torch
 
 from deepfit.cli import main
 from deepfit.cli.base import COMPLETE_MARKER, INCOMPLETE_SUFFIX, STATUS_FILE, CLIError, RunDir, is_complete
+from helpers import usage_error_line
 from test_cli import DEEPFIT_BIN, REPO, make_tabular_csv, needs_bin
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,17 +54,6 @@ def _snapshot(work: Path) -> dict[str, bytes]:
     return {str(p.relative_to(work)): p.read_bytes() for p in sorted(work.rglob("*")) if p.is_file()}
 
 
-def _refused(capsys, argv, match: list[str]) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err and "internal error" not in err
-    line = next(ln for ln in err.splitlines() if ln.startswith("deepfit: error: "))
-    for m in match:
-        assert m in line, line
-    return line
-
-
 # ---- --resume with other options ----------------------------------------------------------------------------
 @pytest.mark.parametrize("change, named", [
     (["--lr", "0.1"], ["--lr: 0.01 in the interrupted run, 0.1 now"]),
@@ -77,8 +67,8 @@ def _refused(capsys, argv, match: list[str]) -> str:
 def test_resume_with_other_options_is_refused(capsys, interrupted, change, named):
     csv, out, work = interrupted
     before = _snapshot(work)
-    line = _refused(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume", *change],
-                    named + ["Drop the changed options", "--restart"])
+    line = usage_error_line(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume", *change],
+                            named + ["Drop the changed options", "--restart"])
     assert str(work) in line
     assert _snapshot(work) == before and not out.exists()  # the interrupted run is untouched
     if change[0] != "--lr":
@@ -91,12 +81,12 @@ def test_resume_with_other_options_is_refused(capsys, interrupted, change, named
 def test_resume_with_other_data_is_refused(capsys, interrupted, tmp_path):
     csv, out, work = interrupted
     other = make_tabular_csv(tmp_path / "other.csv", n=300, seed=1)
-    _refused(capsys, ["train", "tabular", other, *BASE, "--out", out, "--resume"],
-             [f"FILE: {csv} in the interrupted run, {other} now"])
+    usage_error_line(capsys, ["train", "tabular", other, *BASE, "--out", out, "--resume"],
+                     [f"FILE: {csv} in the interrupted run, {other} now"])
     # the same file name with other contents (same number of rows): refused too, before any training
     make_tabular_csv(csv, n=200, seed=5)
-    _refused(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume"],
-             [f"the data file {csv} has changed since the interrupted run started"])
+    usage_error_line(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume"],
+                     [f"the data file {csv} has changed since the interrupted run started"])
     assert (work / "checkpoints" / "checkpoint.pth").is_file() and not out.exists()
 
 
@@ -126,8 +116,8 @@ def test_resume_from_a_bad_checkpoint_names_the_file(capsys, interrupted, conten
         ckpt.write_bytes(b"\x00not a checkpoint" * 10)
     else:
         torch.save({"weight": torch.zeros(3)}, ckpt)
-    line = _refused(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume"],
-                    [f"--resume: {ckpt} "] + match + ["--restart"])
+    line = usage_error_line(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume"],
+                            [f"--resume: {ckpt} "] + match + ["--restart"])
     assert "weights_only" not in line  # never torch's advice to load it unsafely
     assert ckpt.is_file()  # kept: the user decides
 
@@ -136,19 +126,20 @@ def test_a_mismatching_checkpoint_inside_training_is_a_usage_error(capsys, inter
     """A run recorded by a deepfit without settings.json: the checkpoint's own checks stop it, exit 2."""
     csv, out, work = interrupted
     (work / "settings.json").unlink()
-    _refused(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume", "--epochs", "4"],
-             ["--resume: ", "n_epoch=3", "--restart"])
+    usage_error_line(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume", "--epochs", "4"],
+                     ["--resume: ", "n_epoch=3", "--restart"])
 
 
 # ---- rerunning over an interrupted run ------------------------------------------------------------------------
 def test_rerun_keeps_an_interrupted_runs_checkpoints(capsys, interrupted):
     csv, out, work = interrupted
     before = _snapshot(work)
-    _refused(capsys, ["train", "tabular", csv, *BASE, "--out", out],
-             [f"{work} holds an unfinished run (interrupted", "add --resume to continue", "--restart to discard"])
+    usage_error_line(capsys, ["train", "tabular", csv, *BASE, "--out", out],
+                     [f"{work} holds an unfinished run (interrupted", "add --resume to continue",
+                      "--restart to discard"])
     assert _snapshot(work) == before
-    _refused(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--overwrite"], ["--restart to discard"])
-    _refused(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume", "--restart"], ["give only one"])
+    usage_error_line(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--overwrite"], ["--restart to discard"])
+    usage_error_line(capsys, ["train", "tabular", csv, *BASE, "--out", out, "--resume", "--restart"], ["give only one"])
     assert _snapshot(work) == before
     # asked explicitly: the checkpoints go and a fresh run starts (with other options if wanted)
     assert main(["train", "tabular", str(csv), *BASE, "--out", str(out), "--restart", "--epochs", "1"]) == 0
@@ -171,8 +162,8 @@ def test_demo_keeps_an_interrupted_runs_checkpoints(capsys, tmp_path, monkeypatc
         _interrupt_after_epoch(m, epoch=1)
         assert main(argv) == 130
     capsys.readouterr()
-    _refused(capsys, argv, ["holds an unfinished run", "--resume", "--restart"])
-    _refused(capsys, argv + ["--resume", "--layers", "8"], ["--layers: 16 in the interrupted run, 8 now"])
+    usage_error_line(capsys, argv, ["holds an unfinished run", "--resume", "--restart"])
+    usage_error_line(capsys, argv + ["--resume", "--layers", "8"], ["--layers: 16 in the interrupted run, 8 now"])
     assert main(argv + ["--resume"]) == 0 and is_complete(out)
 
 
@@ -306,5 +297,5 @@ def test_device_that_is_not_there_is_a_usage_error(capsys, tmp_path, no_gpu, com
     csv = make_tabular_csv(tmp_path / "t.csv", n=50)
     argv = (["demo", "--out", str(tmp_path / "demo")] if command == "demo"
             else [command, "tabular", str(csv), "--target", "label"])
-    _refused(capsys, argv + ["--device", device], [match])
+    usage_error_line(capsys, argv + ["--device", device], [match])
     assert not list(tmp_path.glob("demo*"))

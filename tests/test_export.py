@@ -12,6 +12,7 @@ import torch
 from deepfit import DataLoaders, Learner, MSELoss, CrossEntropyLoss, load_learner
 from deepfit.export import FORMAT_VERSION, ExportError, read_header, state_dict_mismatches
 from deepfit.layers import MLP
+from helpers import rewrite_header
 
 
 class _Evil:
@@ -38,16 +39,6 @@ def exported(tmp_path):
     learn = _mlp_learner(tmp_path)
     learn.fit(1, 1e-2)
     return learn, learn.export("model.safetensors")
-
-
-def _rewrite_header(path: Path, change) -> None:
-    """Edit the JSON metadata of a safetensors file in place (the tensor bytes are kept)."""
-    raw = path.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    change(header["__metadata__"])
-    new = json.dumps(header).encode()
-    path.write_bytes(len(new).to_bytes(8, "little") + new + raw[8 + n:])
 
 
 # ---- round trip --------------------------------------------------------------------------------------
@@ -167,33 +158,33 @@ def test_zip_pickle_is_named_as_such(tmp_path):
 # ---- versions, shapes, architectures -------------------------------------------------------------------
 def test_newer_format_asks_to_upgrade(exported):
     _, f = exported
-    _rewrite_header(f, lambda m: m.update(format_version=str(FORMAT_VERSION + 1), deepfit_version="9.9.9",
-                                          model_class="HoloNet"))
+    rewrite_header(f, f, lambda m: m.update(format_version=str(FORMAT_VERSION + 1), deepfit_version="9.9.9",
+                                            model_class="HoloNet"))
     with pytest.raises(ExportError, match=r"deepfit 9\.9\.9 \(format 2\).*Upgrade deepfit"):
         load_learner(f)
 
 
 def test_weights_not_matching_the_described_model_name_the_tensor(exported):
     _, f = exported
-    _rewrite_header(f, lambda m: m.update(model_config=json.dumps({"n_in": 6, "hidden": [16], "n_out": 2,
-                                                                   "p": 0.1, "bn": False})))
+    rewrite_header(f, f, lambda m: m.update(model_config=json.dumps({"n_in": 6, "hidden": [16], "n_out": 2,
+                                                                     "p": 0.1, "bn": False})))
     with pytest.raises(ExportError, match=r"layers\.0\.weight is \(32, 6\) in the file but \(16, 6\) in the model"):
         load_learner(f)
 
 
 def test_unknown_model_class_and_loss(exported):
     _, f = exported
-    _rewrite_header(f, lambda m: m.update(model_class="NoSuchNet"))
+    rewrite_header(f, f, lambda m: m.update(model_class="NoSuchNet"))
     with pytest.raises(ExportError, match=r"NoSuchNet.*does not know.*register_model"):
         load_learner(f)
-    _rewrite_header(f, lambda m: m.update(model_class="MLP", loss="NoSuchLoss"))
+    rewrite_header(f, f, lambda m: m.update(model_class="MLP", loss="NoSuchLoss"))
     with pytest.raises(ExportError, match="NoSuchLoss"):
         load_learner(f)
 
 
 def test_bad_model_config_is_an_export_error(exported):
     _, f = exported
-    _rewrite_header(f, lambda m: m.update(model_config=json.dumps({"n_in": 6, "layers": 3})))
+    rewrite_header(f, f, lambda m: m.update(model_config=json.dumps({"n_in": 6, "layers": 3})))
     with pytest.raises(ExportError, match="config this deepfit cannot build"):
         load_learner(f)
 
@@ -258,7 +249,7 @@ def test_corrupted_header_is_a_clear_error(exported):
 
 def test_corrupted_format_version_and_foreign_safetensors(exported, tmp_path):
     _, f = exported
-    _rewrite_header(f, lambda m: m.update(format_version="one"))
+    rewrite_header(f, f, lambda m: m.update(format_version="one"))
     with pytest.raises(ExportError, match="format_version"):
         load_learner(f)
     from safetensors.torch import save_file
@@ -332,9 +323,9 @@ def test_a_model_that_cannot_be_built_on_meta_still_loads_and_is_checked(tmp_pat
     f = learn.export("v.safetensors")
     loaded = load_learner(f)
     assert torch.equal(loaded.model.lin.weight, learn.model.lin.weight)
-    _rewrite_header(f, lambda m: m.update(model_config=json.dumps({"n": 5})))
+    rewrite_header(f, f, lambda m: m.update(model_config=json.dumps({"n": 5})))
     with pytest.raises(ExportError, match=r"lin\.weight is \(2, 3\) in the file but \(2, 5\) in the model"):
         load_learner(f)
-    _rewrite_header(f, lambda m: m.update(model_config=json.dumps({"n": -4})))
+    rewrite_header(f, f, lambda m: m.update(model_config=json.dumps({"n": -4})))
     with pytest.raises(ExportError, match="config this deepfit cannot build"):
         load_learner(f)

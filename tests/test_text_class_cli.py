@@ -11,23 +11,11 @@ import pytest
 
 from deepfit.cli import main
 from deepfit.cli.base import COMPLETE_MARKER
+from helpers import assert_usage_error, run_cli
 
 from test_text_bow import sentiment_corpus, topic_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def assert_usage_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err and "internal error" not in err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 from deepfit.cli import APPLICATIONS, main
 from deepfit.cli.base import COMPLETE_MARKER
 from deepfit.cli.text import SAMPLE_TEMPERATURES, _default_prefix, _flagged
+from helpers import assert_usage_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,20 +28,6 @@ def make_corpus(path: Path, n: int = 120) -> Path:
     lines = [f"{subjects[i % 4]} {verbs[(i // 4) % 4]} {objects[(i // 16) % 4]}" for i in range(n)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def assert_usage_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err and "internal error" not in err
-    assert err.startswith("deepfit: error: ")
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 @pytest.fixture(scope="module")

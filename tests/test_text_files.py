@@ -13,20 +13,11 @@ import pytest
 from deepfit.cli import main
 from deepfit.cli.base import CLIError, Console, read_table
 from deepfit.cli.textfile import choose_encoding, dedupe_names, wide_encoding_without_bom
+from helpers import usage_error_line
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TEXT = "name;city;age\nJosé;Zürich;30\nAnaïs;Orléans;41\n"
-
-
-def _expect(capsys, argv, match: str) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err and "internal error" not in err
-    line = next(ln for ln in err.splitlines() if ln.startswith("deepfit: error: "))
-    assert match in line, line
-    return line
 
 
 # ---- encodings ---------------------------------------------------------------------------------------------
@@ -68,8 +59,8 @@ def test_utf16_without_a_mark_suggests_the_encoding(capsys, tmp_path, codec):
     p = tmp_path / "t.csv"
     p.write_bytes(TEXT.encode(codec))
     flag = codec.replace("-le", "le").replace("-be", "be")
-    line = _expect(capsys, ["train", "tabular", p, "--target", "age", "--out", tmp_path / "o"],
-                   f"without a byte-order mark (NUL bytes between the characters): pass --encoding {flag}")
+    line = usage_error_line(capsys, ["train", "tabular", p, "--target", "age", "--out", tmp_path / "o"],
+                            f"without a byte-order mark (NUL bytes between the characters): pass --encoding {flag}")
     assert "binary" not in line
     df = read_table(p, encoding=flag)  # and the suggested flag reads it
     assert df["city"].tolist() == ["Zürich", "Orléans"]
@@ -79,7 +70,7 @@ def test_a_binary_file_is_still_called_binary(capsys, tmp_path):
     p = tmp_path / "x.csv"
     p.write_bytes(bytes(range(256)) * 4)
     assert wide_encoding_without_bom(p.read_bytes()) is None
-    _expect(capsys, ["train", "tabular", p, "--target", "a"], "looks like a binary file")
+    usage_error_line(capsys, ["train", "tabular", p, "--target", "a"], "looks like a binary file")
 
 
 def test_choose_encoding_keeps_plain_text_as_given():
@@ -120,7 +111,7 @@ def test_repeated_names_are_named_with_their_positions(capsys, tmp_path):
 ])
 def test_a_repeated_column_used_by_the_model_is_refused(capsys, tmp_path, argv, match):
     p = _dup_table(tmp_path / "d.csv", "age,c,age,y")
-    _expect(capsys, ["train", "tabular", p, *argv, "--out", tmp_path / "o"], match)
+    usage_error_line(capsys, ["train", "tabular", p, *argv, "--out", tmp_path / "o"], match)
     assert not (tmp_path / "o").exists()
 
 
@@ -135,14 +126,14 @@ def test_a_repeated_column_left_out_only_warns(capsys, tmp_path):
 def test_collab_repeated_id_column_is_refused(capsys, tmp_path):
     p = tmp_path / "r.csv"
     p.write_text("user,user,rating\n" + "".join(f"{i % 7},{i % 5},{1 + i % 5}\n" for i in range(40)))
-    _expect(capsys, ["train", "collab", p, "--out", tmp_path / "o"], "column 'user' (--user) appears 2 times")
+    usage_error_line(capsys, ["train", "collab", p, "--out", tmp_path / "o"], "column 'user' (--user) appears 2 times")
 
 
 def test_repeated_names_in_names_option(capsys, tmp_path):
     p = tmp_path / "u.data"
     p.write_text("1\t10\t5\n2\t11\t3\n")
-    _expect(capsys, ["train", "collab", p, "--no-header", "--names", "a,b,a"],
-            "--names repeats 'a' (columns 1 and 3); give every column its own name")
+    usage_error_line(capsys, ["train", "collab", p, "--no-header", "--names", "a,b,a"],
+                     "--names repeats 'a' (columns 1 and 3); give every column its own name")
 
 
 def test_unnamed_columns_keep_pandas_names(capsys, tmp_path):
