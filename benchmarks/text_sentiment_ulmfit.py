@@ -108,7 +108,7 @@ def _task_text_parts(work: Path) -> tuple[Any, Any]:
     return tokenizer_from_state(st["tokenizer"]), Vocab.from_state(st["vocab"])
 
 
-def _cv(texts: list[str], y: np.ndarray, work: Path, pretrained: bool, epochs: tuple[int, ...],
+def _cv(texts: list[str], y: np.ndarray, work: Path, pretrained: bool | str, epochs: tuple[int, ...],
         lr_mults: tuple[float, ...], lr: float, bs: int, n_folds: int) -> tuple[list[float], float]:
     from deepfit import set_seed
     from deepfit.text import TextClassifierDataLoaders, text_classifier_learner
@@ -119,7 +119,12 @@ def _cv(texts: list[str], y: np.ndarray, work: Path, pretrained: bool, epochs: t
         set_seed(k)
         dls = TextClassifierDataLoaders.from_texts(texts, y.tolist(), valid_idx=te, seed=k, bs=bs, tokenizer=tok,
                                                    vocab=vocab, device="cpu")
-        if pretrained:
+        if pretrained == "onecycle":  # the LM's encoder as the starting point, trained as the scratch row is
+            learn = _precision(text_classifier_learner(dls, encoder=work / "task_encoder.safetensors",
+                                                       drop_mult=0.5, progress=False))
+            learn.unfreeze()
+            learn.fit_one_cycle(sum(epochs), lr / 4, moms=(0.8, 0.7, 0.8))
+        elif pretrained:
             learn = _precision(text_classifier_learner(dls, encoder=work / "task_encoder.safetensors",
                                                        drop_mult=0.5, progress=False))
             learn.fit_gradual(lr, epochs=epochs, lr_mults=lr_mults)
@@ -136,9 +141,11 @@ def part_clas(data: Path, work: Path, out: Path, bs: int, lr: float, epochs: tup
               lr_mults: tuple[float, ...], sources: list[str], scratch: bool | str, n_folds: int) -> None:
     all_sources = load_sources(data)
     table = []
-    kinds = [("ULMFiT-lstm", True)] + ([("LSTM-no-LM", False)] if scratch else [])
+    kinds: list[tuple[str, bool | str]] = [("ULMFiT-lstm", True)] + ([("LSTM-no-LM", False)] if scratch else [])
     if scratch == "only":
         kinds = [("LSTM-no-LM", False)]
+    if scratch == "lm-init":
+        kinds = [("LSTM-LM-init", "onecycle")]
     for name in sources:
         texts, y = all_sources[name]
         for method, pretrained in kinds:
@@ -229,6 +236,9 @@ def main() -> None:
     ap.add_argument("--sources", nargs="+", default=list(SOURCES) + ["pooled"])
     ap.add_argument("--scratch", action="store_true", help="also the classifier without a language model")
     ap.add_argument("--only-scratch", action="store_true", help="only the classifier without a language model")
+    ap.add_argument("--only-lm-init", action="store_true",
+                    help="only the classifier started from the LM's encoder and trained as the no-LM row (all "
+                         "layers, one cycle of sum(--epochs) epochs at --lr / 4)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--speed-sentences", type=int, default=3000, help="sentences of the speed part")
     ap.add_argument("--threads", type=int, default=1)
@@ -243,7 +253,7 @@ def main() -> None:
                 args.lm_lr)
     if args.part in ("all", "clas"):
         part_clas(args.data, args.work, args.out, args.bs, args.lr, tuple(args.epochs), tuple(args.lr_mults),
-                  args.sources, "only" if args.only_scratch else args.scratch, args.folds)
+                  args.sources, "lm-init" if args.only_lm_init else "only" if args.only_scratch else args.scratch, args.folds)
     if args.part in ("all", "speed"):
         part_speed(args.data, args.work, args.out, args.bs, args.repeats, args.speed_sentences)
 
