@@ -54,6 +54,23 @@ def test_single_step_by_hand_flat():
         torch.testing.assert_close(w, torch.tensor([3., 2., 0.], dtype=F64))
 
 
+@pytest.mark.parametrize("kernel", ["flat", "gaussian"])
+def test_all_points_tiles_add_up_to_the_direct_float64_windows(kernel):
+    # more than one 4,096-point tile and several query tiles (batch_size=7), float32 against a float64
+    # computation of every distance
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(9000, 5, generator=g, dtype=F64) * 2
+    Q = X[::400] + 0.1
+    d2 = ((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    w = (d2 <= 2.5 ** 2).to(F64) if kernel == "flat" else torch.exp(-d2 / (2 * 2.5 ** 2))
+    sums, totals = AllPoints(X.float()).windows(Q.float(), 2.5, kernel, batch_size=7)
+    if kernel == "flat":
+        near = ((d2 - 2.5 ** 2).abs() < 1e-4).sum()  # pairs within float32 rounding of the edge
+        assert int(near) == 0 and torch.equal(totals.double(), w.sum(1))
+    torch.testing.assert_close(totals.double(), w.sum(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sums.double(), w @ X, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("kind", ["all", "tree"])
 def test_single_step_by_hand_gaussian(kind):
     X = blobs(15, k=3, std=2.0)

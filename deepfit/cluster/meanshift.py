@@ -74,8 +74,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
             (1e13 with more than 4 features; 4G on a GPU), beyond that "boxtree" for the flat
             kernel with up to 4 features, else "tree".
             The gaussian kernel is cut at 3 bandwidths by "tree" and "lsh".
-        batch_size: seeds per batch (default: about 16M distances a batch for "all", about 4M
-            neighbour pairs (or leaf points) for the others).
+        batch_size: seeds per batch (default: tiles of about 1M distances on the CPU, 16M elsewhere, for
+            "all"; about 4M neighbour pairs (or leaf points) for the others).
         device: where to compute (default `deepfit.default_device()`).
         dtype: compute dtype, torch.float32 or torch.float64 (the points are centred first, so
             float32 distances are accurate to about 1e-6 of the data's spread).
