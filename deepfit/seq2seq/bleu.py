@@ -5,7 +5,8 @@ Corpus BLEU (Papineni et al. 2002) with one reference per sentence: for n = 1..4
 outputs found in the references, each counted at most as often as in its reference) / (n-grams of the
 outputs); BLEU = 100 * BP * exp(mean_n log p_n), BP = exp(1 - r / c) when the outputs' total length c is
 below the references' r, else 1. A p_n of 0 is smoothed as sacreBLEU's default "exp" method does
-(the k-th zero precision becomes 1 / (2^k * total_n)); `smooth="none"` gives 0 instead.
+(the k-th zero precision becomes 1 / (2^k * total_n)), unless no n-gram matches at all (then 0);
+`smooth="none"` gives 0 for any zero precision.
 
 - `sacrebleu_score(hyps, refs)`: detokenised text through sacreBLEU itself (13a tokenisation, case-sensitive):
   the number to compare across papers and tokenisations.
@@ -82,7 +83,7 @@ class BLEUStats:
         """BLEU in percent (0 to 100)."""
         if smooth not in ("exp", "none"):
             raise ValueError(f"smooth must be 'exp' or 'none'; received {smooth!r}")
-        if self.hyp_len == 0:
+        if self.hyp_len == 0 or not any(self.matches):  # no n-gram in common at all: 0, as sacreBLEU
             return 0.0
         p = self.precisions(smooth)
         if min(p) <= 0:

@@ -6,7 +6,8 @@ state, attention or None)`, and the ids `bos_idx`, `eos_idx`, `tgt_pad`, `max_le
 
 A hypothesis's score is the sum of its tokens' log-probabilities, xxeos included when it ended. Beam search
 keeps the `beam_size` highest-scoring prefixes of every source at each step (a finished one stays in the
-beam with its score), and at the end picks the best by score / lp(length) with the length penalty of Wu et
+beam with its score), and at the end picks the best finished one (an unfinished one only when none finished
+before `max_len`) by score / lp(length) with the length penalty of Wu et
 al. 2016 (GNMT): lp(L) = ((5 + L) / 6) ** alpha, L the number of tokens produced (xxeos included). alpha = 0
 is no penalty (plain log-probability, which favours short outputs); alpha around 0.6-1 favours longer ones.
 
@@ -179,7 +180,10 @@ def beam_search(model: nn.Module, src: torch.Tensor, src_len: torch.Tensor, beam
             break
     flat = scores.reshape(-1)
     norm = flat / length_penalty_t(lengths, length_penalty)
-    best = norm.reshape(b, k).argmax(1) + base.squeeze(1)
+    # a finished hypothesis beats any cut off at max_len; these count only for sources with none finished
+    any_done = done.reshape(b, k).any(1, keepdim=True)
+    rank = norm.reshape(b, k).masked_fill(any_done & ~done.reshape(b, k), float("-inf"))
+    best = rank.argmax(1) + base.squeeze(1)
     return _collect(ys[best], flat[best], norm[best], lengths[best], done[best],
                     att[best] if att is not None else None, model.eos_idx, src_len)
 
