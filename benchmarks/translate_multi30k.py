@@ -5,9 +5,10 @@ beam 5) and reports tokenised lower-cased BLEU (the number of the PyTorch tutori
 attention 28.3 and Transformer 36.5), detokenised sacreBLEU, the training time, decoding sentences/second and
 the training tokens/second of deepfit's Learner against a hand-written loop on the same model and batches.
 
-The budget: the epochs are chosen from a timed probe of training batches so that the one-cycle schedule
-ends within `--budget-min` (training + per-epoch validation), and a callback stops the fit at the budget
-whatever happens (the table says how many epochs ran).
+The budget: the one-cycle learning rate and momentum (and, for the RNN, the teacher-forcing ratio: always
+for the first half, half for the next 30%, never for the last 20%) follow the fraction of the wall-clock
+budget `--budget-min` used (training and the per-epoch validation), not of a planned number of batches, and
+the fit stops at the budget (`TimedOneCycle`); the log says how many epochs and batches ran.
 
 Speed (`--speed-batches` > 0, before training): the same `--speed-batches` training batches, the same fresh
 model weights and the same optimizer settings (deepfit `Adam` for both), teacher forcing always, gradient
@@ -32,23 +33,42 @@ from typing import Any
 import torch
 
 from deepfit.callbacks import Callback, CancelFit
-from deepfit.optim import Adam
+from deepfit.optim import Adam, set_hyper
+from deepfit.schedule import one_cycle
 from deepfit.seq2seq import (Seq2SeqDataLoader, Seq2SeqDataLoaders, sacrebleu_score, teacher_forcing_schedule,
                              tokenized_bleu, translation_learner)
 from deepfit.utils import set_seed
 
 
-class WallBudget(Callback):
-    """Stop the fit after the batch that passes `seconds` since the fit began."""
+class TimedOneCycle(Callback):
+    """One-cycle learning rate and momentum (and the teacher-forcing ratio) as functions of the wall-clock
+    fraction of the budget used, pos = elapsed / budget, instead of the fraction of planned batches; the
+    fit stops after the batch that reaches the budget. On a shared machine whose speed changes by 2-3x
+    within minutes, this ends the schedule at its end however many batches fit."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds, self.stopped_at = seconds, None
+    order = 2
+
+    def __init__(self, seconds: float, lr_max: float, tf: Any = None) -> None:
+        self.seconds, self.tf, self.stopped_at, self.steps = seconds, tf, None, 0
+        self.scheds = one_cycle(lr_max)
 
     def before_fit(self) -> None:
         self.t0 = time.time()
 
+    def before_batch(self) -> None:
+        if not self.learner.training:
+            return
+        pos = min(1.0, (time.time() - self.t0) / self.seconds)
+        for k, s in self.scheds.items():
+            set_hyper(self.learner.opt, k, s(pos))
+        if self.tf is not None:
+            self.learner.model.teacher_forcing = float(self.tf(pos))
+
     def after_batch(self) -> None:
-        if self.learner.training and time.time() - self.t0 > self.seconds:
+        if not self.learner.training:
+            return
+        self.steps += 1
+        if time.time() - self.t0 >= self.seconds:
             self.stopped_at = (self.learner.epoch, self.learner.iter)
             raise CancelFit
 
@@ -138,7 +158,6 @@ def main() -> None:
     p.add_argument("--d-ff", type=int, default=None)
     p.add_argument("--min-freq", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--probe-batches", type=int, default=8)
     p.add_argument("--speed-batches", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-valid-bleu", action="store_true", help="no greedy BLEU of the validation set per epoch")
@@ -170,38 +189,17 @@ def main() -> None:
         save()
     lr = args.lr or (1e-3 if args.arch == "transformer" else 3e-3)
     tf = None if args.arch == "transformer" else teacher_forcing_schedule(0.5, 0.3)
-    learn = learner(dls, args, tf)
+    learn = learner(dls, args, None)  # the teacher-forcing ratio follows the clock (TimedOneCycle)
     res["params"] = sum(p.numel() for p in learn.model.parameters())
-    # probe: time a few training batches and one validation pass to choose the number of epochs
-    batches = []
-    with dls.train.preserved_order():
-        for i, b in enumerate(dls.train):
-            if i >= args.probe_batches:
-                break
-            batches.append(b)
-    opt = Adam(list(learn.model.parameters()), lr=1e-4)
-    t = time.time()
-    for src, src_len, tgt_in, tgt_out in batches:
-        loss = dls.default_loss(learn.model(src, src_len, tgt_in), tgt_out)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    per_batch = (time.time() - t) / len(batches)
-    learn = learner(dls, args, tf)  # a fresh model: the probe's updates are not kept
-    t = time.time()
-    learn.validate()
-    valid_s = time.time() - t
-    epoch_s = per_batch * len(dls.train) + valid_s
     budget = args.budget_min * 60
-    n_epochs = max(1, min(args.max_epochs, int(budget * 0.95 // epoch_s)))
-    res["probe"] = {"s_per_batch": per_batch, "valid_s": valid_s, "est_epoch_s": epoch_s, "epochs": n_epochs}
-    print("probe", res["probe"], flush=True)
+    timed = TimedOneCycle(budget, lr, tf)
+    res["schedule"] = {"lr_max": lr, "teacher_forcing": "1 for 50%, 0.5 for 30%, 0 for 20% of the budget"
+                       if tf is not None else None}
     save()
-    stop = WallBudget(budget)
     t0, c0 = time.time(), time.process_time()
-    learn.fit_one_cycle(n_epochs, lr, cbs=[stop])  # gradient clipping 1.0: translation_learner's default
-    res["train"] = {"wall_s": time.time() - t0, "cpu_s": time.process_time() - c0, "epochs_planned": n_epochs,
-                    "stopped_at": stop.stopped_at, "log": learn.recorder.log}
+    learn.fit(args.max_epochs, lr, cbs=[timed])  # gradient clipping 1.0: translation_learner's default
+    res["train"] = {"wall_s": time.time() - t0, "cpu_s": time.process_time() - c0, "steps": timed.steps,
+                    "epochs_run": len(learn.recorder.log), "stopped_at": timed.stopped_at, "log": learn.recorder.log}
     print("train", res["train"], flush=True)
     save()
     if args.export:
