@@ -86,9 +86,18 @@ class Seq2SeqTransformer(nn.Module):
         self._init()
 
     def _init(self) -> None:
+        # Glorot for the layers; token embeddings N(0, 1/d), so that after the sqrt(d) scaling they have unit
+        # scale like the positions (with torch's N(0, 1) they would drown the positions, and small models
+        # then learn word order very slowly)
         for name, p in self.named_parameters():
             if p.dim() > 1 and "emb" not in name:
                 nn.init.xavier_uniform_(p)
+        for emb in (self.src_emb, self.tgt_emb):
+            nn.init.normal_(emb.weight, 0.0, self.d_model ** -0.5)
+            with torch.no_grad():
+                emb.weight[emb.padding_idx].zero_()
+        if hasattr(self, "pos_emb"):
+            nn.init.normal_(self.pos_emb.weight, 0.0, 1.0)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments (for export)."""
