@@ -115,3 +115,15 @@ def test_state_round_trip():
     assert [x.tolist() for x in back.encode_src(["ein hund läuft"])] == \
         [x.tolist() for x in dls.encode_src(["ein hund läuft"])]
     assert back.decode_tgt(dls.encode_tgt(["a dog runs"])[0][1:]) == "a dog runs"
+
+
+def test_bpe_tokenizers_are_learned_per_side():
+    from deepfit.text import BPETokenizer
+    dls = Seq2SeqDataLoaders.from_texts(SRC * 5, TGT * 5, bs=8, src_tokenizer="bpe", tgt_tokenizer="bpe",
+                                        min_freq=1, device="cpu", seed=0)
+    assert isinstance(dls.src_tok, BPETokenizer) and dls.src_tok is not dls.tgt_tok
+    assert dls.src_tok.is_trained and dls.tgt_tok.is_trained
+    ids = dls.encode_tgt(["a dog runs"])[0]
+    assert dls.decode_tgt(ids[1:]) == "a dog runs"
+    back = Seq2SeqDataLoaders.from_state(dls.export_state()[0])
+    assert back.src_tokens(["ein hund"]) == dls.src_tokens(["ein hund"])

@@ -147,6 +147,15 @@ class Seq2SeqLearner(Learner):
                             "learn.translate_many(texts) for many)")
         return self.translate_many([text], beam=beam, max_len=max_len, length_penalty=length_penalty)[0]
 
+    def predict(self, item: Any, beam: int = 1) -> tuple[str, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        """`Learner.predict` for one sentence: `(translation, output token ids, sum of their log-probabilities)`."""
+        if not isinstance(item, str):
+            raise TypeError(f"predict takes one sentence (a str); received {type(item).__name__}")
+        dls = self._check_dls()
+        src, src_len = self.encode_sources([item])
+        hyp = self._search(src, src_len, beam, None, 0.0)
+        return dls.decode_tgt(hyp.tokens[0]), torch.tensor(hyp.tokens[0], dtype=torch.long), hyp.scores[0]
+
     def attention(self, text: str, max_len: int | None = None) -> tuple[list[str], list[str], torch.Tensor]:
         """Greedy translation of one sentence with its attention: (source tokens, output tokens, weights
         (len(output tokens), len(source tokens))). Only for models with attention weights (`Seq2SeqRNN`)."""
