@@ -225,7 +225,8 @@ def translation_learner(dls: Seq2SeqDataLoaders, arch: str = "gru", emb_sz: int 
             and pre-norm layers by default, which learn faster at the small sizes and few epochs of a CPU).
         clip: gradient clipping by norm (None: off).
         metrics: default `[CorpusBLEU()]` (greedy BLEU of the validation set each epoch).
-        opt_func, lr, wd, cbs, path, progress: as `Learner`.
+        opt_func, lr, cbs, path, progress: as `Learner`.
+        wd: weight decay (default 0: the dropout regularises these models, as in the lesson).
         seed: seed of the weights' initialisation (None: torch's global generator).
     """
     if arch not in ARCHS:
