@@ -58,7 +58,7 @@ class TimedOneCycle(Callback):
     def before_batch(self) -> None:
         if not self.learner.training:
             return
-        pos = min(1.0, (time.time() - self.t0) / self.seconds)
+        pos = 1.0 if self.seconds <= 0 else min(1.0, (time.time() - self.t0) / self.seconds)
         for k, s in self.scheds.items():
             set_hyper(self.learner.opt, k, s(pos))
         if self.tf is not None:
