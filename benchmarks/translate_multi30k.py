@@ -144,6 +144,20 @@ def decode_speed(learn: Any, src: list[str], refs: list[str], beam: int, alpha: 
             "examples": [(s, h, r) for s, h, r in list(zip(src, hyps, refs))[:3]]}
 
 
+def decode_only(args: argparse.Namespace) -> None:
+    """Translate test2016 with an exported model (greedy and beam 5) and merge the numbers into --out."""
+    from deepfit.export import load_learner
+    res = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    learn = load_learner(args.decode_only, device="cpu")
+    d = args.data
+    src, refs = read(d / "test2016.de")[: args.test_n], read(d / "test2016.en")[: args.test_n]
+    res["decoded_from"] = str(args.decode_only)
+    for key, beam, alpha in (("test_greedy", 1, 0.0), ("test_beam5", 5, args.alpha)):
+        res[key] = decode_speed(learn, src, refs, beam, alpha)
+        print(key, res[key], flush=True)
+        args.out.write_text(json.dumps(res, indent=1, default=str))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=["gru", "lstm", "transformer"], default="gru")
@@ -165,9 +179,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/bench_translate.json"))
     p.add_argument("--export", type=Path, default=None)
     p.add_argument("--test-n", type=int, default=None, help="only the first N test sentences (a quick check)")
+    p.add_argument("--decode-only", type=Path, default=None, metavar="MODEL",
+                   help="only translate test2016 with this exported model, adding the numbers to --out")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     set_seed(0)
+    if args.decode_only is not None:
+        decode_only(args)
+        return
     res: dict[str, Any] = {"arch": args.arch, "args": {k: str(v) for k, v in vars(args).items()},
                            "torch": torch.__version__, "threads": args.threads, "device": "cpu",
                            "start_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}

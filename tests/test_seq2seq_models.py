@@ -184,3 +184,16 @@ def test_model_config_round_trip_and_bad_arguments():
         Seq2SeqRNN(10, 10, rnn="rnn")
     with pytest.raises(ValueError, match="must divide d_model"):
         Seq2SeqTransformer(10, 10, d_model=10, n_heads=3)
+
+
+@pytest.mark.parametrize("cls,kw", MODELS[2:])
+def test_transformer_incremental_steps_equal_the_full_forward(cls, kw):
+    m = cls(30, 40, **kw).eval()
+    _, src, src_len, tgt = _batch()
+    with torch.no_grad():
+        full = m(src, src_len, tgt)
+        state = m.encode(src, src_len)
+        for t in range(1, tgt.shape[1] + 1):
+            logits, state, _ = m.decode_step(tgt[:, :t], state)
+            assert torch.allclose(logits, full[:, t - 1], atol=1e-5), t
+    assert state["cache0"].shape == (2, tgt.shape[1], kw["d_model"])

@@ -129,8 +129,26 @@ class Seq2SeqTransformer(nn.Module):
 
     def decode_step(self, ys: torch.Tensor, state: dict[str, torch.Tensor]
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], None]:
-        """Logits of the next token (N, V) after the tokens `ys` (N, t); the state is unchanged; no attention."""
-        return self._decode(ys, state)[:, -1], state, None
+        """Logits of the next token (N, V) after the tokens `ys` (N, t), and the new state; no attention.
+
+        Incremental: only the last token is run through the decoder. The state keeps each layer's inputs at the
+        earlier positions (`"cache<i>"`, (N, t-1, d)), the keys and values of its self-attention, so a step
+        costs O(t) instead of recomputing the whole prefix (O(t^2)); the result equals `forward` on `ys`."""
+        t = ys.shape[1]
+        if t > self.max_len:
+            raise ValueError(f"a sequence of {t} tokens is longer than this model's max_len={self.max_len}")
+        pos = self.pos_emb.weight[t - 1] if hasattr(self, "pos_emb") else self.pos_table[t - 1]
+        x = self.drop(self.tgt_emb(ys[:, -1:]) * math.sqrt(self.d_model) + pos)
+        mem, mem_pad = state["memory"], ~state["mask"]
+        new = dict(state)
+        for i, layer in enumerate(self.decoder.layers):
+            key = f"cache{i}"
+            hist = torch.cat([state[key], x], dim=1) if key in state else x
+            new[key] = hist
+            x = _layer_step(layer, x, hist, mem, mem_pad)
+        if self.decoder.norm is not None:
+            x = self.decoder.norm(x)
+        return self.out(x[:, 0]), new, None
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Logits (bs, T, V) of every target position, reading `tgt_in` (xxbos y_1 .. y_{T-1})."""
@@ -146,3 +164,20 @@ class Seq2SeqTransformer(nn.Module):
                                  f"{tuple(emb.weight.shape)}: build the model with d_model={w.shape[1]}")
             with torch.no_grad():
                 emb.weight.copy_(w / math.sqrt(self.d_model))
+
+
+def _layer_step(layer: nn.TransformerDecoderLayer, x: torch.Tensor, hist: torch.Tensor, mem: torch.Tensor,
+                mem_pad: torch.Tensor) -> torch.Tensor:
+    """One decoder layer for the last position only: `x` (N, 1, d) attends to `hist` (N, t, d), this layer's
+    inputs at every position so far (no causal mask needed), then to the memory; as `layer.forward` computes
+    that position."""
+    def sa(q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        return layer.dropout1(layer.self_attn(q, kv, kv, need_weights=False)[0])
+    if layer.norm_first:
+        h = layer.norm1(hist)
+        x = x + sa(h[:, -1:], h)
+        x = x + layer._mha_block(layer.norm2(x), mem, None, mem_pad)
+        return x + layer._ff_block(layer.norm3(x))
+    x = layer.norm1(x + sa(x, hist))
+    x = layer.norm2(x + layer._mha_block(x, mem, None, mem_pad))
+    return layer.norm3(x + layer._ff_block(x))
