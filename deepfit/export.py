@@ -427,7 +427,8 @@ def load_learner(path: str | Path, device: str | torch.device | None = None) -> 
 def _import_applications() -> None:
     # Importing an application registers its models and data pipelines.
     import importlib
-    for mod in ("deepfit.collab", "deepfit.tabular", "deepfit.data.mnist", "deepfit.text", "deepfit.vision"):
+    for mod in ("deepfit.collab", "deepfit.tabular", "deepfit.data.mnist", "deepfit.text", "deepfit.vision",
+                "deepfit.seq2seq"):
         try:
             importlib.import_module(mod)
         except ImportError:

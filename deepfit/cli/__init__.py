@@ -37,12 +37,14 @@ from .collab import CollabApp
 from .tabular import TabularApp
 from .text import TextLMApp, add_generate_arguments
 from .textclass import TextClassApp
+from .translate import TranslateApp, add_translate_arguments
 from .vision import VisionApp
 
 __all__ = ["main", "build_parser", "APPLICATIONS", "Application", "CLIError"]
 
 #: The applications of `deepfit train/lr-find/predict`. A new one is one module and one entry here.
-APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp(), TextClassApp(), VisionApp()]
+APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp(), TextClassApp(), VisionApp(),
+                                   TranslateApp()]
 
 _EPILOG = """\
 examples:
@@ -54,6 +56,8 @@ examples:
   deepfit style photo.jpg painting.jpg --out result.png   paint a photo in the style of another image
   deepfit train text reviews.csv --text-col review --label-col sentiment --method nbsvm
   deepfit train vision pets --size 128 --arch resnet34    images in one folder per class
+  deepfit train translate train.de train.en --valid-src val.de --valid-tgt val.en --out runs/de-en
+  deepfit translate runs/de-en/model.safetensors --text "Ein Hund läuft im Schnee." --beam 5
   deepfit lr-find tabular adult.csv --target salary --plot lr.png
   deepfit predict runs/adult/model.safetensors new.csv --out predictions.csv
   deepfit info runs/adult/model.safetensors
@@ -194,6 +198,17 @@ def build_parser(apps: Sequence[Application] | None = None) -> argparse.Argument
                                     "  deepfit style photo.jpg painting.jpg --extractor vgg19 --style-weight 1e4")
     add_style_arguments(p_style)
     p_style.set_defaults(func=_cmd_style)
+
+    p_tr = sub.add_parser("translate", help="translate sentences with a translation model", formatter_class=_Formatter,
+                          parents=[flags],
+                          description=_wrap("Load MODEL (the model.safetensors of `deepfit train translate`) and "
+                                            "translate the --text sentences or every line of --file (greedy, or "
+                                            "beam search with --beam)."),
+                          epilog='examples:\n  deepfit translate runs/de-en/model.safetensors --text "Ein Hund läuft '
+                                 'im Schnee." --beam 5\n  deepfit translate runs/de-en/model.safetensors --file '
+                                 'test.de --out test.en')
+    add_translate_arguments(p_tr)
+    p_tr.set_defaults(func=_cmd_translate)
 
     p_info = sub.add_parser("info", help="describe an exported model", formatter_class=_Formatter, parents=[flags],
                             description=_wrap("Print what an exported model is: application, architecture, data "
@@ -597,6 +612,11 @@ def _cmd_generate(args: argparse.Namespace, console: Console) -> int:
 def _cmd_style(args: argparse.Namespace, console: Console) -> int:
     from .style import cmd_style
     return cmd_style(args, console)
+
+
+def _cmd_translate(args: argparse.Namespace, console: Console) -> int:
+    from .translate import cmd_translate
+    return cmd_translate(args, console)
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
