@@ -136,6 +136,16 @@ def test_default_bandwidth_is_estimated():
     assert ms.bandwidth_ == pytest.approx(sk_estimate_bandwidth(X), rel=1e-10)
 
 
+@pytest.mark.parametrize("n,d,scale", [(5000, 2, 20.0), (3000, 16, 3.0), (500, 3, 1e7)])
+def test_unique_grid_cells_equal_numpys_unique_rows(n, d, scale):
+    from deepfit.cluster.bandwidth import _unique_rows
+    cells = np.round(np.random.default_rng(n).normal(size=(n, d)) * scale)
+    ref, ref_counts = np.unique(cells, axis=0, return_counts=True)  # 16-D at scale 3 and 1e7: the fallback
+    got, counts = _unique_rows(cells)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(counts, ref_counts)
+
+
 def test_bin_seeds_match_sklearn():
     X = blobs(50, k=3, std=2.0, seed=6)
     ours = bin_seeds(X, 1.7, min_bin_freq=2)
