@@ -288,7 +288,8 @@ def pair_masks(images: Path, masks: Path, mask_suffix: str = "") -> tuple[list[P
         shown = ", ".join(str(p) for p in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise SegmentationDataError(
             f"{len(missing)} of {len(items)} images have no mask in {masks}: {shown} (expected e.g. "
-            f"{masks / missing[0].relative_to(images).with_suffix('')}{mask_suffix}.png).",
+            f"{masks / missing[0].relative_to(images).with_suffix('')}{mask_suffix}.png)."
+            + (" Are these the matching image and mask folders?" if 2 * len(missing) > len(items) else ""),
             "Add their masks, or move these images out of the image folder.")
     return items, found
 
