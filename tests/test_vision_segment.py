@@ -362,3 +362,27 @@ def test_tiny_unet_learns_the_shapes(shapes: Path, tmp_path: Path):
     assert probs.shape == (4, 32, 48)
     truth = np.asarray(Image.open(shapes / "valid" / "labels" / "im003.png"))
     assert (mask == truth)[truth != VOID].mean() > 0.9
+
+
+def test_tiramisu_learner_trains_exports_and_tta(shapes: Path, tmp_path: Path):
+    from deepfit import load_learner
+    from deepfit.vision.segment import SegmentationLearner, tiramisu_learner
+    dls = load(shapes)
+    learn = tiramisu_learner(dls, "fc_densenet56", progress=False, path=tmp_path)
+    assert isinstance(learn, SegmentationLearner) and learn.model.config["growth"] == 12
+    learn.fit_one_cycle(1, 1e-3)
+    assert math.isfinite(learn.recorder.log[-1]["mean_iou"])
+    probs, targs = learn.tta()
+    assert probs.shape == (12, 4, 32, 48) and targs.shape == (12, 32, 48)
+    assert torch.allclose(probs.sum(1), torch.ones(12, 32, 48), atol=1e-5)
+    # the predictions on the mirrored images are mirrored back before they are averaged
+    learn.model.eval()
+    xb = dls.valid.one_batch()[0]
+    with torch.no_grad():
+        p, pm = torch.softmax(learn.model(xb), 1), torch.softmax(learn.model(xb.flip(-1)), 1).flip(-1)
+    assert torch.allclose(probs[:len(xb)], 0.5 * p + 0.5 * pm, atol=1e-5)
+    learn.export(tmp_path / "t.safetensors")
+    back = load_learner(tmp_path / "t.safetensors", device="cpu")
+    assert type(back.model).__name__ == "FCDenseNet"
+    with pytest.raises(NotImplementedError, match="per_class_iou"):
+        learn.interpret()

@@ -89,6 +89,29 @@ class SegmentationLearner(VisionLearner):
         dec = _decode(probs, void)[0]
         return self.dls.decode_pred(dec), dec, probs[0]
 
+    def tta(self, dl: DataLoader | None = None, tfms: Any = None, n: int = 1,
+            beta: float = 0.5) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Test-time augmentation for segmentation: the class probabilities (N, C, H, W) on `dl` (default
+        validation) averaged with those on the mirrored images, mirrored back: `beta * plain + (1 - beta) *
+        mirrored`. Other transforms would move the pixels away from their masks, so `tfms` must be None."""
+        if tfms is not None:
+            raise ValueError("Segmentation TTA only mirrors the images (and mirrors the predictions back); other "
+                             "transforms would misalign predictions and masks. Leave `tfms` unset.")
+        if not 0 <= beta <= 1:
+            raise ValueError(f"`beta` must be in [0, 1]; received beta={beta}.")
+        dl = dl if dl is not None else self.dls.valid
+        if dl is None:
+            raise ValueError("No validation data to run test-time augmentation on: pass `dl=`.")
+        from ..learner import _with_input_tfm, hflip
+        plain, targs = self.get_preds(dl)[:2]
+        mirrored = self.get_preds(_with_input_tfm(dl, hflip))[0].flip(-1)
+        return beta * plain + (1 - beta) * mirrored, targs
+
+    def interpret(self, dl: DataLoader | None = None) -> Any:
+        """Not a classifier's interpretation: use `per_class_iou`, `confusion` and `show_results`."""
+        raise NotImplementedError("A segmentation model has no ClassificationInterpretation: use "
+                                  "learn.per_class_iou(), learn.confusion() and learn.show_results().")
+
     def per_class_iou(self, dl: DataLoader | None = None) -> dict[str, float]:
         """IoU of every class (void left out; NaN for a class in neither the truth nor the predictions)."""
         codes, void = self._codes()
