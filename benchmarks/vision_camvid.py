@@ -8,8 +8,9 @@ are decoded once at `--size` (default half resolution, 180x240).
 The schedule: 1cycle over the wall-time budget (`--budget-min`) rather than over a number of epochs: the
 learning rate and momentum of each batch come from the fraction of the budget used so far, and training
 stops when it is spent (on a shared CPU the speed varies with the other jobs; the annealing still ends
-with the budget). There is no validation during training; the model is evaluated at the end. Training uses random crops (`--crop`) of
-the images with flips, small rotations, zooms and lighting; validation uses the whole images.
+with the budget). There is no validation during training; the model is evaluated at the end. Training
+uses random crops (`--crop`) of the images with flips, small rotations, zooms and lighting; validation uses
+the whole images.
 
 Anchors (on CamVid's test split, 233 images, at full resolution 360x480): SegNet 50.2 mean IoU / 88.6%
 global accuracy; FC-DenseNet103 66.9 / 91.5; the 2017 fastai course's Tiramisu from scratch 89.6%
@@ -52,6 +53,8 @@ class TimedOneCycle(Callback):
     learning rate and momentum are set from the schedule at `elapsed / seconds`, and the fit stops once
     `seconds` have passed. On a shared CPU, where the speed changes with the other jobs, the annealing still
     ends when the budget does. Validation is skipped during the fit (the model is evaluated at the end)."""
+
+    order = 70  # after the Recorder (50), so that it has started the validation it then sees cancelled
 
     def __init__(self, seconds: float, lr_max: float, pct_start: float = 0.25) -> None:
         self.seconds = seconds
@@ -153,8 +156,8 @@ def main() -> None:
            "threads": args.threads, "val_pixel_accuracy": round(100 * acc, 2), "val_mean_iou": round(100 * miou, 2),
            "val_iou": {k: round(100 * v, 1) for k, v in iou.items()}, "torch": torch.__version__,
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-           "history": [{k: (round(float(v), 4) if isinstance(v, (int, float)) else v) for k, v in r.items()}
-                       for r in learn.recorder.log]}
+           "history": [{k: (round(float(v), 4) if isinstance(v, (int, float)) else v) for k, v in r.items()
+                        if k != "valid_loss"} for r in learn.recorder.log]}  # (validation is skipped while training)
     (out / "results.json").write_text(json.dumps(res, indent=1))
     print(f"val pixel accuracy (non-void) {res['val_pixel_accuracy']}%, mean IoU {res['val_mean_iou']}% after "
           f"{res['train_min']} min of training")

@@ -136,7 +136,8 @@ def test_missing_mask_names_the_image(shapes: Path):
     (shapes / "train" / "labels" / "im007.png").unlink()
     with pytest.raises(SegmentationDataError) as e:
         load(shapes)
-    assert "1 of 40 images have no mask" in str(e.value) and str(shapes / "train" / "images" / "im007.png") in str(e.value)
+    msg = str(e.value)
+    assert "1 of 40 images have no mask" in msg and str(shapes / "train" / "images" / "im007.png") in msg
 
 
 def test_image_and_mask_folders_that_do_not_match(shapes: Path):

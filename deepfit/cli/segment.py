@@ -142,8 +142,9 @@ class SegmentApp(Application):
         desc = (f"{args.file}: {dls.train.n + dls.valid.n:,} images with masks ({dls.train.n:,} train / "
                 f"{dls.valid.n:,} valid), {len(dls.class_codes)} classes{void}, {size} ({dls.resize}), "
                 f"model {args.arch}")
-        facts: dict[str, Any] = {"images": dls.train.n + dls.valid.n, "classes": [dls.codes[i] for i in dls.class_codes],
-                                 "void": dls.void, "size": size, "resize": dls.resize, "arch": args.arch,
+        facts: dict[str, Any] = {"images": dls.train.n + dls.valid.n,
+                                 "classes": [dls.codes[i] for i in dls.class_codes], "void": dls.void,
+                                 "size": size, "resize": dls.resize, "arch": args.arch,
                                  "augmentation": "none" if args.no_aug else "flip, rotate, zoom (masks too); lighting"}
         return Prepared(learn, desc, facts, "segmentation")
 
