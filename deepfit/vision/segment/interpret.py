@@ -42,10 +42,10 @@ def colorize(mask: torch.Tensor | np.ndarray, n_codes: int, void: int | None = N
 
 
 def show_segmentation(images: torch.Tensor, masks: Sequence[torch.Tensor], codes: Sequence[str],
-                      void: int | None = None, titles: Sequence[str] | None = None, alpha: float = 0.55,
+                      void: int | None = None, titles: Sequence[str] | None = None, alpha: float = 0.7,
                       fname: str | os.PathLike | None = None, size: float = 3.0) -> Any:
-    """One row per image: the image, then each of `masks` overlaid on it (e.g. truth and prediction), and a
-    legend of the class colours present; returns the figure (saved as PNG to `fname` and closed).
+    """One row per image: the image, then each of `masks` overlaid on it in grey (e.g. truth and prediction;
+    void pixels left clear), and a legend of the class colours present; returns the figure (saved as PNG to `fname` and closed).
 
     Args:
         images: floats in [0, 1] (N, C, H, W).
@@ -65,14 +65,16 @@ def show_segmentation(images: torch.Tensor, masks: Sequence[torch.Tensor], codes
     colors = class_colors(len(codes))
     for i in range(n):
         img = x[i].permute(1, 2, 0).numpy() if x.shape[1] == 3 else x[i, 0].numpy()
+        grey = x[i].mean(0).numpy()  # under a mask: the image in grey, so the class colours read true
         for j in range(cols):
             ax = axs[i, j]
             ax.axis("off")
-            ax.imshow(img, cmap=None if x.shape[1] == 3 else "gray")
             if j == 0:
+                ax.imshow(img, cmap=None if x.shape[1] == 3 else "gray", vmin=0, vmax=1)
                 if i == 0:
                     ax.set_title("image", fontsize=9)
                 continue
+            ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
             m = masks[j - 1][i]
             present |= {int(v) for v in torch.as_tensor(m).unique().tolist()}
             ax.imshow(colorize(m, len(codes), void), alpha=alpha)
