@@ -82,6 +82,8 @@ class TimedOneCycle(Callback):
 class EpochLog(Callback):
     """Print one line per epoch (losses, metrics, elapsed minutes) and flush it (for a log file)."""
 
+    order = 60  # after the Recorder has logged the epoch
+
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
 
