@@ -108,6 +108,22 @@ def make_dls(args: argparse.Namespace) -> SegmentationDataLoaders:
         batch_tfms=tfms, seed=args.seed, num_workers=args.threads, device="cpu")
 
 
+def median_frequency_weights(dls: SegmentationDataLoaders) -> list[float]:
+    """Median frequency balancing (Eigen & Fergus 2015, as SegNet trains on CamVid): the frequency of class c is
+    its pixels over all the pixels of the training images where c appears; its weight is the median frequency
+    over the classes divided by its own. Void gets 0 (it is ignored anyway)."""
+    y = dls.train.tensors[1].long()
+    counts = torch.stack([(y == c).sum(dim=(1, 2)) for c in range(dls.c)], 1).double()  # (images, codes)
+    per_image = float(y.shape[1] * y.shape[2])
+    present = (counts > 0).double().sum(0) * per_image
+    freq = counts.sum(0) / present.clamp(min=1)
+    classes = dls.class_codes
+    med = freq[classes].median()
+    w = torch.zeros(dls.c, dtype=torch.float64)
+    w[classes] = med / freq[classes].clamp(min=1e-12)
+    return w.tolist()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", default="resnet18", help="U-Net body (resnet18, resnet34...) or fc_densenet56/67/103")
@@ -119,6 +135,8 @@ def main() -> None:
     p.add_argument("--max-rotate", type=float, default=10.0)
     p.add_argument("--max-zoom", type=float, default=1.2)
     p.add_argument("--budget-min", type=float, default=40.0, help="hard wall-time budget of the training, minutes")
+    p.add_argument("--class-weights", choices=["none", "median"], default="none",
+                   help="weights of the loss per class: none, or median frequency balancing")
     p.add_argument("--max-epochs", type=int, default=1000, help="stop after this many epochs if the budget lasts")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=42)
@@ -135,7 +153,12 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     print(f"data: {dls} decoded in {load_s:.1f} s", flush=True)
     budget = TimedOneCycle(args.budget_min * 60, args.lr)
-    learn = segmentation_learner(dls, args.arch, lr=args.lr, wd=args.wd, progress=False, metrics=[])
+    weights = median_frequency_weights(dls) if args.class_weights == "median" else None
+    if weights is not None:
+        print("class weights (median frequency): " + ", ".join(f"{dls.codes[i]} {w:.2f}" for i, w in
+                                                             enumerate(weights) if i != dls.void), flush=True)
+    learn = segmentation_learner(dls, args.arch, lr=args.lr, wd=args.wd, progress=False, metrics=[],
+                                 class_weights=weights)
     n_params = sum(q.numel() for q in learn.model.parameters())
     print(f"{args.arch}: {n_params / 1e6:.1f}M parameters; 1cycle over {args.budget_min} min of wall time", flush=True)
     t = time.perf_counter()
@@ -152,7 +175,8 @@ def main() -> None:
                    args.arch.startswith("fc_") else f"CamVid val, {args.arch}")
     learn.show_results(n=4, fname=out / "results.png")
     res = {"arch": args.arch, "params_M": round(n_params / 1e6, 2), "size": args.size, "crop": args.crop,
-           "bs": args.bs, "lr": args.lr, "wd": args.wd, "epochs": len(learn.recorder.log),
+           "bs": args.bs, "lr": args.lr, "wd": args.wd, "class_weights": weights,
+           "epochs": len(learn.recorder.log),
            "stopped_in_epoch": budget.stopped_in_epoch, "budget_min": args.budget_min,
            "train_min": round(train_s / 60, 1), "decode_s": round(load_s, 1), "eval_s": round(eval_s, 1),
            "threads": args.threads, "val_pixel_accuracy": round(100 * acc, 2), "val_mean_iou": round(100 * miou, 2),
