@@ -428,7 +428,7 @@ def _import_applications() -> None:
     # Importing an application registers its models and data pipelines.
     import importlib
     for mod in ("deepfit.collab", "deepfit.tabular", "deepfit.data.mnist", "deepfit.text", "deepfit.vision",
-                "deepfit.seq2seq"):
+                "deepfit.vision.segment", "deepfit.seq2seq"):
         try:
             importlib.import_module(mod)
         except ImportError:

@@ -29,16 +29,29 @@ def _check_reduction(reduction: str) -> str:
 
 
 class CrossEntropyLoss(nn.Module):
-    """Cross entropy over the last dimension; extra dimensions (e.g. a sequence) are flattened."""
+    """Cross entropy over the class dimension `axis` (default the last; extra dimensions, e.g. a sequence,
+    are flattened). `axis=1` takes (N, C, H, W) scores against (N, H, W) targets, as for segmentation.
+    Targets equal to `ignore_index` (a void code) count in neither the loss nor its mean, and that class is
+    never the decoded answer."""
 
     def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                 ignore_index: int = -100, reduction: str = "mean") -> None:
+                 ignore_index: int = -100, reduction: str = "mean", axis: int = -1) -> None:
         super().__init__()
         self.weight, self.label_smoothing, self.ignore_index = weight, label_smoothing, ignore_index
         self.reduction = _check_reduction(reduction)
+        self.axis = int(axis)
 
     def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
         """Mean cross entropy of class scores `pred` (..., n_classes) against class indices `targ` (...)."""
+        if self.axis not in (-1, pred.ndim - 1) and pred.ndim > 1:
+            # (N, C, d1, ...) against (N, d1, ...): torch's own layout for extra dimensions
+            cls_pred = pred.movedim(self.axis, 1)
+            if cls_pred.shape[:1] + cls_pred.shape[2:] != targ.shape:
+                raise _mismatch("CrossEntropyLoss", pred, targ, f"it needs one score per class in dimension "
+                                f"{self.axis} and one class index per position as target.")
+            weight = self.weight.to(pred.device, pred.dtype) if self.weight is not None else None
+            return F.cross_entropy(cls_pred, targ.long(), weight=weight, ignore_index=self.ignore_index,
+                                   label_smoothing=self.label_smoothing, reduction=self.reduction)
         if pred.ndim == 0 or pred.numel() != targ.numel() * pred.shape[-1]:
             raise _mismatch("CrossEntropyLoss", pred, targ, "it needs one score per class in the last dimension "
                             "and one class index per row as target (not one-hot targets).")
@@ -47,16 +60,22 @@ class CrossEntropyLoss(nn.Module):
                                reduction=self.reduction)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities: softmax over the last dimension."""
-        return F.softmax(x, dim=-1)
+        """Class probabilities: softmax over the class dimension."""
+        return F.softmax(x, dim=self.axis)
 
     def get_config(self) -> dict[str, Any]:
         """The settings `export` stores (the class weights are not: inference does not need them)."""
-        return {"label_smoothing": float(self.label_smoothing), "ignore_index": int(self.ignore_index)}
+        cfg = {"label_smoothing": float(self.label_smoothing), "ignore_index": int(self.ignore_index)}
+        if self.axis != -1:
+            cfg["axis"] = self.axis
+        return cfg
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """The most probable class."""
-        return x.argmax(dim=-1)
+        """The most probable class (never `ignore_index`, a code no target teaches)."""
+        if 0 <= self.ignore_index < x.shape[self.axis]:
+            x = x.clone()
+            x.select(self.axis, self.ignore_index).fill_(-float("inf"))
+        return x.argmax(dim=self.axis)
 
 
 class BCEWithLogitsLoss(nn.Module):

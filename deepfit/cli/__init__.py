@@ -38,13 +38,14 @@ from .tabular import TabularApp
 from .text import TextLMApp, add_generate_arguments
 from .textclass import TextClassApp
 from .translate import TranslateApp, add_translate_arguments
+from .segment import SegmentApp
 from .vision import VisionApp
 
 __all__ = ["main", "build_parser", "APPLICATIONS", "Application", "CLIError"]
 
 #: The applications of `deepfit train/lr-find/predict`. A new one is one module and one entry here.
 APPLICATIONS: list[Application] = [TabularApp(), CollabApp(), TextLMApp(), TextClassApp(), VisionApp(),
-                                   TranslateApp()]
+                                   TranslateApp(), SegmentApp()]
 
 _EPILOG = """\
 examples:
@@ -454,6 +455,9 @@ def app_for_model(meta: dict[str, str], model: Path) -> Application:
 def _cmd_predict(args: argparse.Namespace, console: Console) -> int:
     from ..export import load_learner, read_header
     model = check_input_file(args.model, "model file")
+    own_command = getattr(app_for_file(model), "predict_command", None)
+    if own_command is not None:  # an application that writes something other than a CSV (segment: mask PNGs)
+        return int(own_command(args, console, model))
     if getattr(app_for_file(model), "predict_files", None) is not None:
         return _cmd_predict_files(args, console, model)  # images: files and folders, not rows of a table
     if len(args.file) != 1:

@@ -330,8 +330,9 @@ def _check_pad(pad_mode: str) -> str:
 
 
 def _resample(x: torch.Tensor, m: torch.Tensor, size: tuple[int, int], pad_mode: str,
-              projective: bool = True) -> torch.Tensor:
-    """Sample `x` at `m @ [x_out, y_out, 1]` for every output pixel (bilinear)."""
+              projective: bool = True, mode: str = "bilinear") -> torch.Tensor:
+    """Sample `x` at `m @ [x_out, y_out, 1]` for every output pixel (`mode` "bilinear", or "nearest" for
+    label maps)."""
     n = len(x)
     oh, ow = size
     dev, dt = x.device, x.dtype
@@ -346,7 +347,7 @@ def _resample(x: torch.Tensor, m: torch.Tensor, size: tuple[int, int], pad_mode:
     else:
         pts = pts[..., :2]
     grid = pts.reshape(n, oh, ow, 2).to(dt)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode=pad_mode, align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=pad_mode, align_corners=False)
 
 
 def apply_tfms(x: torch.Tensor, tfms: Sequence[BatchTransform],
