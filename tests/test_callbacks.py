@@ -483,3 +483,21 @@ def test_lr_find_leaves_the_csv_log_of_the_last_fit_alone(synth_learner, tmp_pat
     before = (tmp_path / "h.csv").read_text()
     learn.lr_find(num_it=5)
     assert (tmp_path / "h.csv").read_text() == before and before.count("\n") == 3
+
+
+def test_validation_cancelled_before_the_recorder_starts_logs_nothing(capsys):
+    from deepfit.callbacks import CancelValidate
+
+    class SkipOddValidations(Callback):
+        order = 10  # before the Recorder (50): its before_validate never runs on a skipped epoch
+
+        def before_validate(self):
+            if self.learner.epoch % 2 == 1:
+                raise CancelValidate()
+
+    learn = Learner(make_regression_dls(), LinReg(), loss_func=MSELoss(), metrics=[], progress=True)
+    learn.fit(3, 1e-2, cbs=[SkipOddValidations()])
+    log = learn.recorder.log
+    assert "valid_loss" in log[0] and "valid_loss" in log[2]
+    assert "valid_loss" not in log[1]  # nothing measured: not the previous epoch's value, and no crash
+    assert math.isfinite(log[2]["valid_loss"])

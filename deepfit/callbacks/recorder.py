@@ -110,6 +110,7 @@ class Recorder(Callback):
         self._in_train = False
 
     def before_validate(self) -> None:
+        self._valid_started = True
         self._vloss = torch.zeros((), device=self.learner.dls.device)
         self._vcount = 0
         self._tv = time.perf_counter()
@@ -130,6 +131,12 @@ class Recorder(Callback):
             m.sync(comm)
 
     def after_validate(self) -> None:
+        if not getattr(self, "_valid_started", False):
+            # an earlier callback cancelled the validation before this one's before_validate ran: nothing
+            # was measured, so nothing is logged (never the previous epoch's values)
+            self.last_valid = {}
+            return
+        self._valid_started = False
         res = {"valid_loss": float(self._vloss) / max(self._vcount, 1)}
         for m in self.learner.metrics:
             res[m.name] = m.value
