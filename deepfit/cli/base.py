@@ -335,6 +335,21 @@ def _sniff(sample: str) -> str | None:
     return best
 
 
+def load_model_for(model: Path, dls_class: str, kind: str, needs: str, device: str | None = None) -> "Learner":
+    """Load the exported model `model` when its data pipeline is `dls_class`; any other model file is a
+    CLIError saying which application wrote it, e.g. "x is a tabular model, not {kind}; {needs}"."""
+    from ..export import load_learner, read_header
+    model = check_input_file(model, "model file")
+    dls = read_header(model).get("dls_class", "")
+    if dls != dls_class:
+        from . import APPLICATIONS
+        app = next((a for a in APPLICATIONS if dls in a.dls_classes), None)
+        what = f"a {app.name} model" if app is not None else (f"a model with data pipeline {dls}" if dls else
+                                                              "a model with no data pipeline")
+        raise CLIError(f"{model} is {what}, not {kind}; {needs}")
+    return load_learner(model, device=device)
+
+
 def check_input_file(path: Path, what: str = "input file") -> Path:
     """Fail with a clear message unless `path` is an existing, readable, non-empty file."""
     path = Path(path)

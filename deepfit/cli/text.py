@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import (EXIT_OK, Application, CLIError, Console, Prepared, RunDir, check_input_file, non_negative_int,
-                   positive_float, positive_int)
+from .base import (EXIT_OK, Application, CLIError, Console, Prepared, RunDir, check_input_file, load_model_for,
+                   non_negative_int, positive_float, positive_int)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -249,18 +249,8 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_lm(model: Path, device: str | None = None) -> "Learner":
     """Load an exported language model, failing clearly for anything else."""
-    from ..export import load_learner, read_header
-    model = check_input_file(model, "model file")
-    meta = read_header(model)
-    dls = meta.get("dls_class", "")
-    if dls != LM_DLS:
-        from . import APPLICATIONS
-        app = next((a for a in APPLICATIONS if dls in a.dls_classes), None)
-        what = f"a {app.name} model" if app is not None else (f"a model with data pipeline {dls}" if dls else
-                                                              "a model with no data pipeline")
-        raise CLIError(f"{model} is {what}, not a language model; `deepfit generate` needs the model.safetensors "
-                       "of `deepfit train lm`")
-    return load_learner(model, device=device)
+    return load_model_for(model, LM_DLS, "a language model",
+                          "`deepfit generate` needs the model.safetensors of `deepfit train lm`", device)
 
 
 def cmd_generate(args: argparse.Namespace, console: Console) -> int:

@@ -363,19 +363,27 @@ def apply_tfms(x: torch.Tensor, tfms: Sequence[BatchTransform],
             x = t(x, generator)
             i += 1
             continue
-        n, _, h, w = x.shape
-        total = _eye(n, x.device)
-        size, pad, projective = (h, w), t.pad_mode, False
-        while i < len(tfms) and isinstance(tfms[i], GeometricTransform):
-            g = tfms[i]
-            projective = projective or g.projective
-            # the output of the previous transforms is the input of this one: its size is what it sees
-            total = total @ g.matrix(n, size[0], size[1], generator, x.device)
-            if g.size is not None:
-                size = tuple(g.size)
-            i += 1
-        x = _resample(x, total, size, pad, projective)
+        total, size, projective, i = compose_geometric(tfms, i, x.shape, generator, x.device)
+        x = _resample(x, total, size, t.pad_mode, projective)
     return x
+
+
+def compose_geometric(tfms: Sequence[BatchTransform], i: int, shape: Sequence[int], generator: torch.Generator | None,
+                      device: torch.device) -> tuple[torch.Tensor, tuple[int, int], bool, int]:
+    """Combine the run of geometric transforms starting at `tfms[i]` for a batch of `shape` (N, C, H, W):
+    one matrix per image (each transform sees the size the previous ones produce), the output size, whether
+    any is projective, and the index after the run."""
+    n, _, h, w = shape
+    total = _eye(n, device)
+    size, projective = (h, w), False
+    while i < len(tfms) and isinstance(tfms[i], GeometricTransform):
+        g = tfms[i]
+        projective = projective or g.projective
+        total = total @ g.matrix(n, size[0], size[1], generator, device)
+        if g.size is not None:
+            size = tuple(g.size)
+        i += 1
+    return total, size, projective, i
 
 
 def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: float = 10.0, min_zoom: float = 1.0,

@@ -21,8 +21,8 @@ from typing import Sequence
 
 import torch
 
-from ..augment import (BatchTransform, Brightness, Contrast, Cutout, Flip, GeometricTransform, RandomCrop, _eye,
-                       _resample, _Rot90)
+from ..augment import (BatchTransform, Brightness, Contrast, Cutout, Flip, GeometricTransform, RandomCrop, _resample,
+                       _Rot90, compose_geometric)
 
 __all__ = ["apply_tfms_seg", "PIXEL_TFMS", "MOVING_TFMS"]
 
@@ -80,16 +80,8 @@ def apply_tfms_seg(x: torch.Tensor, y: torch.Tensor, tfms: Sequence[BatchTransfo
             y = torch.where(inside > 0.5, ym, torch.full_like(ym, void)) if void is not None else ym
             i += 1
         else:  # a run of geometric transforms: one matrix per image, one resampling of each
-            n, _, h, w = x.shape
-            total = _eye(n, x.device)
-            size, pad, projective = (h, w), t.pad_mode, False
-            while i < len(tfms) and isinstance(tfms[i], GeometricTransform):
-                g = tfms[i]
-                projective = projective or g.projective
-                total = total @ g.matrix(n, size[0], size[1], generator, x.device)
-                if g.size is not None:
-                    size = tuple(g.size)
-                i += 1
+            total, size, projective, i = compose_geometric(tfms, i, x.shape, generator, x.device)
+            pad = t.pad_mode
             x = _resample(x, total, size, pad, projective)
             y = _resample_mask(y, total, size, pad, projective, void)
     return x, y
