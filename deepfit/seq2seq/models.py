@@ -41,6 +41,20 @@ __all__ = ["Seq2SeqRNN", "AdditiveAttention", "length_mask"]
 _RNNS = {"gru": (nn.GRU, nn.GRUCell), "lstm": (nn.LSTM, nn.LSTMCell)}
 
 
+def copy_vectors(pairs: Any, size_arg: str, scale: float = 1.0) -> None:
+    """Copy word vectors into embeddings: `pairs` of (nn.Embedding, weights or None, "source"/"target"), each
+    weights tensor (vocabulary size, width) times `scale`; a shape that differs names `size_arg` to change."""
+    for emb, w, name in pairs:
+        if w is None:
+            continue
+        if tuple(w.shape) != tuple(emb.weight.shape):
+            raise ValueError(f"the {name} vectors are {tuple(w.shape)} but the {name} embedding is "
+                             f"{tuple(emb.weight.shape)} (vocabulary size x {size_arg}): build the model with "
+                             f"{size_arg}={w.shape[1]}")
+        with torch.no_grad():
+            emb.weight.copy_(w * scale)
+
+
 def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     """(bs, width) bool mask, True at real positions (i < length)."""
     return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
@@ -194,15 +208,7 @@ class Seq2SeqRNN(nn.Module):
 
     def load_vectors(self, src_weights: torch.Tensor | None = None, tgt_weights: torch.Tensor | None = None) -> None:
         """Copy pretrained word vectors (one row per vocabulary token, see `load_vectors`) into the embeddings."""
-        for name, emb, w in (("source", self.src_emb, src_weights), ("target", self.tgt_emb, tgt_weights)):
-            if w is None:
-                continue
-            if tuple(w.shape) != tuple(emb.weight.shape):
-                raise ValueError(f"the {name} vectors are {tuple(w.shape)} but the {name} embedding is "
-                                 f"{tuple(emb.weight.shape)} (vocabulary size x emb_sz): build the model with "
-                                 f"emb_sz={w.shape[1]}")
-            with torch.no_grad():
-                emb.weight.copy_(w)
+        copy_vectors(((self.src_emb, src_weights, "source"), (self.tgt_emb, tgt_weights, "target")), "emb_sz")
 
 
 def log_probs(logits: torch.Tensor) -> torch.Tensor:

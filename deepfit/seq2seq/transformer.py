@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..export import register_model
-from .models import length_mask
+from .models import copy_vectors, length_mask
 
 __all__ = ["Seq2SeqTransformer", "sinusoidal_positions"]
 
@@ -155,15 +155,10 @@ class Seq2SeqTransformer(nn.Module):
         return self._decode(tgt_in, self.encode(src, src_len))
 
     def load_vectors(self, src_weights: torch.Tensor | None = None, tgt_weights: torch.Tensor | None = None) -> None:
-        """Copy pretrained word vectors into the embeddings (shape: vocabulary size x d_model)."""
-        for name, emb, w in (("source", self.src_emb, src_weights), ("target", self.tgt_emb, tgt_weights)):
-            if w is None:
-                continue
-            if tuple(w.shape) != tuple(emb.weight.shape):
-                raise ValueError(f"the {name} vectors are {tuple(w.shape)} but the {name} embedding is "
-                                 f"{tuple(emb.weight.shape)}: build the model with d_model={w.shape[1]}")
-            with torch.no_grad():
-                emb.weight.copy_(w / math.sqrt(self.d_model))
+        """Copy pretrained word vectors into the embeddings (shape: vocabulary size x d_model), scaled by
+        1/sqrt(d_model) as the embeddings are initialised."""
+        copy_vectors(((self.src_emb, src_weights, "source"), (self.tgt_emb, tgt_weights, "target")), "d_model",
+                     scale=1 / math.sqrt(self.d_model))
 
 
 def _layer_step(layer: nn.TransformerDecoderLayer, x: torch.Tensor, hist: torch.Tensor, mem: torch.Tensor,
