@@ -111,6 +111,15 @@ class ImageDataLoader(DataLoader):
 
 
 # ---- the DataLoaders -----------------------------------------------------------------------------------
+def normalize_from_state(meta: dict[str, Any], channels: int) -> Normalize | None:
+    """The `Normalize` an exported image pipeline stored (`mean`, `std`, `eps` of `export_state`), or None."""
+    if meta.get("mean") is None:
+        return None
+    shape = (1, channels, 1, 1)
+    return Normalize(torch.tensor(meta["mean"]).reshape(shape), torch.tensor(meta["std"]).reshape(shape),
+                     meta.get("eps") or 1e-7)
+
+
 class ImageDataLoaders(DataLoaders):
     """Train / valid loaders of images and their classes, with what inference needs.
 
@@ -318,11 +327,7 @@ class ImageDataLoaders(DataLoaders):
         """Inference-only loaders (no images) from `export_state`'s output."""
         h, w = (int(s) for s in meta["size"])
         c = int(meta.get("channels", 3))
-        norm = None
-        if meta.get("mean") is not None:
-            shape = (1, c, 1, 1)
-            norm = Normalize(torch.tensor(meta["mean"]).reshape(shape), torch.tensor(meta["std"]).reshape(shape),
-                             meta.get("eps") or 1e-7)
+        norm = normalize_from_state(meta, c)
         multi = bool(meta.get("multi_label", False))
         y = torch.zeros(0, len(meta["vocab"])) if multi else torch.zeros(0, dtype=torch.long)
         empty = DataLoader(torch.zeros(0, c, h, w, dtype=torch.uint8), y, bs=int(meta.get("bs", 64)), device="cpu",

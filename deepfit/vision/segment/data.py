@@ -32,7 +32,7 @@ from ...losses import CrossEntropyLoss
 from ...utils import check_positive, default_device
 from ..augment import BatchTransform
 from ..data import ImageBatchTransform, ImageDataLoader, ImageDataLoaders, NormalizeArg, _make_normalize, \
-    cache_fits_device
+    cache_fits_device, normalize_from_state
 from ..decode import RESIZE_MODES, ImageDecodeError, decode_images, default_workers, \
     failure_message
 from ..sources import ImageDataError, check_hw, get_image_files
@@ -415,11 +415,7 @@ class SegmentationDataLoaders(ImageDataLoaders):
         """Inference-only loaders (no images) from `export_state`'s output."""
         h, w = (int(s) for s in meta["size"])
         c = int(meta.get("channels", 3))
-        norm = None
-        if meta.get("mean") is not None:
-            shape = (1, c, 1, 1)
-            norm = Normalize(torch.tensor(meta["mean"]).reshape(shape), torch.tensor(meta["std"]).reshape(shape),
-                             meta.get("eps") or 1e-7)
+        norm = normalize_from_state(meta, c)
         void = meta.get("void")
         empty = DataLoader(torch.zeros(0, c, h, w, dtype=torch.uint8), torch.zeros(0, h, w, dtype=torch.uint8),
                            bs=int(meta.get("bs", 8)), device="cpu",
