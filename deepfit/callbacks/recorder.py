@@ -73,6 +73,7 @@ class Recorder(Callback):
         self.log: list[dict[str, Any]] = []
         self.last_valid: dict[str, float] = {}
         self.lr_find_result: Any = None
+        self._valid_started = False  # before_validate ran and after_validate has not logged it yet
 
     def before_fit(self) -> None:
         self.losses, self.smooth_losses, self.lrs, self.moms, self.log = [], [], [], [], []
@@ -131,7 +132,7 @@ class Recorder(Callback):
             m.sync(comm)
 
     def after_validate(self) -> None:
-        if not getattr(self, "_valid_started", False):
+        if not self._valid_started:
             # an earlier callback cancelled the validation before this one's before_validate ran: nothing
             # was measured, so nothing is logged (never the previous epoch's values)
             self.last_valid = {}
