@@ -9,7 +9,7 @@ Example:
 __version__ = "0.1.0"
 
 from .callbacks import (Callback, CancelBatch, CancelEpoch, CancelFit, Checkpoint, CSVLogger, EarlyStopping,
-                        GradientClip, MixedPrecision, ParamScheduler, SaveBestModel)
+                        GradientClip, Lookahead, MixedPrecision, ParamScheduler, SaveBestModel)
 from .data import DataLoader, DataLoaders, Normalize, download_url
 from .export import load_learner, register_model
 from .learner import Learner
@@ -19,7 +19,7 @@ from .optim import RMSProp, SGD, Adam
 from .utils import default_device, set_seed
 
 __all__ = ["__version__", "Callback", "CancelBatch", "CancelEpoch", "CancelFit", "Checkpoint", "CSVLogger",
-           "EarlyStopping", "GradientClip", "MixedPrecision", "ParamScheduler", "SaveBestModel", "DataLoader", "DataLoaders",
+           "EarlyStopping", "GradientClip", "Lookahead", "MixedPrecision", "ParamScheduler", "SaveBestModel", "DataLoader", "DataLoaders",
            "Normalize", "download_url", "load_learner", "register_model", "Learner", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "L1Loss", "MSELoss", "accuracy", "error_rate", "exp_rmspe", "mae", "mse", "r2_score",
            "rmse", "F1Score", "RocAucBinary", "RMSProp", "SGD", "Adam", "default_device", "set_seed"]

@@ -102,6 +102,7 @@ class DataLoader:
         self._epoch_seed: int | None = None
         self._pos = 0  # batches delivered in the current epoch (for exact resume)
         self._resume: tuple[int, int] | None = None
+        self._rows: tuple[torch.Tensor | None, int, int] | None = None  # the last batch's rows
 
     # ---- sizes -------------------------------------------------------------------------------------
     @property
@@ -150,6 +151,7 @@ class DataLoader:
         for b in range(start, len(self)):
             self._pos = b + 1
             lo, hi = b * self.bs, min((b + 1) * self.bs, self.n)
+            self._rows = (order, lo, hi)
             if order is None:
                 batch = tuple(t[lo:hi] for t in self.tensors)
             else:
@@ -161,6 +163,15 @@ class DataLoader:
                 batch = self.after_batch(batch)
             yield batch
         self._pos = 0
+
+    @property
+    def batch_indices(self) -> torch.Tensor:
+        """Row numbers (into `tensors`) of the batch last delivered, e.g. for augmentation that depends on
+        which image it is (`deepfit.vision.AlternatingFlip`)."""
+        if self._rows is None:
+            raise RuntimeError("No batch has been delivered yet: `batch_indices` is set while iterating.")
+        order, lo, hi = self._rows
+        return order[lo:hi] if order is not None else torch.arange(lo, hi, device=self.tensors[0].device)
 
     # ---- exact resume ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Callable
 
 from torch import nn
 
+from .airbench import AirbenchNet, airbench
 from .darknet import Darknet, darknet
 from .densenet import DenseNet, densenet_bc
 from .fastnet import FastNet, fastnet
@@ -17,7 +18,7 @@ from .simple import SimpleCNN, simple_cnn
 from .vgg import VGG, load_vgg, vgg11, vgg13, vgg16, vgg19
 from .wrn import WideResNet, wrn
 
-__all__ = ["ARCHS", "Darknet", "darknet", "DenseNet", "densenet_bc", "FastNet", "fastnet", "CifarResNet", "ResNet",
+__all__ = ["ARCHS", "AirbenchNet", "airbench", "Darknet", "darknet", "DenseNet", "densenet_bc", "FastNet", "fastnet", "CifarResNet", "ResNet",
            "resnet18", "resnet20", "resnet34", "resnet50", "resnet56", "SimpleCNN", "simple_cnn", "WideResNet", "wrn"]
 __all__ += ["VGG", "load_vgg", "vgg11", "vgg13", "vgg16", "vgg19"]
 
@@ -25,5 +26,5 @@ __all__ += ["VGG", "load_vgg", "vgg11", "vgg13", "vgg16", "vgg19"]
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "simple_cnn": simple_cnn, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
     "resnet20": resnet20, "resnet56": resnet56, "wrn": wrn, "densenet_bc": densenet_bc, "darknet": darknet,
-    "fastnet": fastnet,
+    "fastnet": fastnet, "airbench": airbench,
 }
