@@ -152,6 +152,39 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+# ---- speedrun: the airbench94 recipe on the Learner -------------------------------------------------------
+def run_speedrun(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything from the decoded-image cache to the test accuracy, timed as one: the data (read from the
+    cache, or decoded), the whitening fit, `fit_speedrun`, and the test with and without TTA."""
+    from deepfit.vision import RandomCrop, fit_speedrun, speedrun_learner, speedrun_tta
+    t0, c0 = time.perf_counter(), cpu_s()
+    dls, load_s = cifar_dls(args, [RandomCrop(padding=2)])
+    learn = speedrun_learner(dls, widths=tuple(args.widths[:3]), fast=args.fast, seed=args.seed,
+                             alternating_flip=not args.random_flip, lookahead=not args.no_lookahead)
+    if args.random_flip:
+        dls.train.after_batch.tfms.insert(0, Flip())
+    valid = dls.valid
+    if not args.valid_every_epoch:
+        dls.valid = None  # test once at the end, as the records do
+    t, c = time.perf_counter(), cpu_s()
+    fit_speedrun(learn, args.epochs)
+    train_s, train_cpu = time.perf_counter() - t, cpu_s() - c
+    dls.valid = valid
+    test = learn.validate()
+    probs, targs = speedrun_tta(learn)
+    total_s, total_cpu = time.perf_counter() - t0, cpu_s() - c0
+    res = {"mode": "speedrun", "machine": machine(), "fast": args.fast, "widths": args.widths[:3], "bs": args.bs,
+           "epochs": args.epochs, "n_train": dls.train.n, "n_test": dls.valid.n, "load_s": round(load_s, 1),
+           "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu, 1), "total_s": round(total_s, 1),
+           "total_cpu_s": round(total_cpu, 1), "images_per_s": round(args.epochs * dls.train.n / train_s, 1),
+           "log": learn.recorder.log, "test_acc": test["accuracy"],
+           "test_acc_tta": float((probs.argmax(1) == targs).float().mean())}
+    print(f"AirbenchNet{tuple(args.widths[:3])}: {args.epochs} epochs on {dls.train.n} images, training {train_s:.0f} s "
+          f"wall / {train_cpu:.0f} s CPU; all in {total_s:.0f} s wall / {total_cpu:.0f} s CPU; test accuracy "
+          f"{res['test_acc']:.4f}, with TTA {res['test_acc_tta']:.4f}")
+    return res
+
+
 # ---- deepfit against a hand-written loop ----------------------------------------------------------------
 def hand_loop(model: nn.Module, dls: ImageDataLoaders, epochs: int, lr: float, wd: float, seed: int) -> dict[str, float]:
     """The same training written by hand: AdamW + OneCycleLR, batches by indexing the uint8 tensors with a
@@ -344,14 +377,18 @@ def run_transfer(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=["accuracy", "speed", "fastai", "transfer"])
+    p.add_argument("mode", choices=["accuracy", "speedrun", "speed", "fastai", "transfer"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--wd", type=float, default=0.01)
     p.add_argument("--bs", type=int, default=256)
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--widths", type=int, nargs=4, default=[64, 128, 256, 512])
+    p.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="FastNet's 4 widths (default 64 128 256 512) or AirbenchNet's 3 (speedrun, default 64 256 256)")
+    p.add_argument("--random-flip", action="store_true", help="speedrun: random flips instead of AlternatingFlip")
+    p.add_argument("--no-lookahead", action="store_true", help="speedrun: without Lookahead")
+    p.add_argument("--valid-every-epoch", action="store_true", help="speedrun: test after every epoch (default: at the end)")
     p.add_argument("--n-train", type=int, default=None, help="train on this many images (default all 50,000)")
     p.add_argument("--n-valid", type=int, default=None, help="test on this many images (default all 10,000)")
     p.add_argument("--repeats", type=int, default=3)
@@ -369,9 +406,13 @@ def main() -> None:
     p.add_argument("--json", default=None, help="append the result as one JSON line to this file")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.widths is None:
+        args.widths = [64, 256, 256] if args.mode == "speedrun" else [64, 128, 256, 512]
+    if len(args.widths) != (3 if args.mode == "speedrun" else 4):
+        p.error(f"--widths needs {3 if args.mode == 'speedrun' else 4} numbers in {args.mode} mode")
     if args.mode == "fastai" and args.fastai_workers is None:
         args.fastai_workers = args.threads
-    res = {"accuracy": run_accuracy, "speed": run_speed, "fastai": run_fastai, "transfer": run_transfer}[args.mode](args)
+    res = {"accuracy": run_accuracy, "speedrun": run_speedrun, "speed": run_speed, "fastai": run_fastai, "transfer": run_transfer}[args.mode](args)
     res["command"] = " ".join(sys.argv)
     line = json.dumps(res, default=str)
     print(line)

@@ -225,3 +225,16 @@ def test_bias_splitter_covers_every_parameter() -> None:
     w, b = bias_splitter(net)
     assert len(w) + len(b) == len(list(net.parameters()))
     assert {id(p) for p in b} == {id(m.bias) for m in net.modules() if isinstance(m, (ShiftBatchNorm, PatchWhitening))}
+
+
+def test_whitening_images_are_a_random_normalised_sample() -> None:
+    from deepfit.vision.speedrun import whitening_images
+    x = torch.zeros(40, 3, 4, 4, dtype=torch.uint8)
+    x[20:] = 200  # two classes in order, as from_folder lists them
+    y = torch.tensor([0] * 20 + [1] * 20)
+    dls = ImageDataLoaders.from_arrays(x, y, valid_x=x[:4], valid_y=y[:4], normalize=None, bs=8)
+    w = whitening_images(dls, n=10, seed=0)
+    assert w.shape == (10, 3, 4, 4)
+    values = sorted(set(w[:, 0, 0, 0].tolist()))
+    assert values == [0.0, pytest.approx(200 / 255)]  # both classes drawn (not the first 10), scaled to [0, 1]
+    assert torch.equal(w, whitening_images(dls, n=10, seed=0))

@@ -59,15 +59,17 @@ def bias_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     return [[p for p in params if p.ndim > 1], [p for p in params if p.ndim <= 1]]
 
 
-def whitening_images(dls: DataLoaders, n: int = 5000) -> torch.Tensor:
-    """The first `n` training images as the model sees them (decoded, normalised, not augmented): the
-    data the whitening layer is fitted to."""
-    dl = dls.train
-    x = dl.tensors[0][:n]
+def whitening_images(dls: DataLoaders, n: int = 5000, seed: int | None = 0) -> torch.Tensor:
+    """`n` training images drawn at random (`seed`; folders list their images class by class, so the
+    first `n` would be one class) as the model sees them: decoded and normalised, not augmented. The data
+    the whitening layer is fitted to."""
     tfm = getattr(dls, "valid_tfm", None)  # decoding + normalisation without augmentation
     if tfm is None:
         raise TypeError("`whitening_images` needs image loaders (`ImageDataLoaders`).")
-    return tfm((x.to(dls.device),))[0].float()
+    x = dls.train.tensors[0]
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    idx = torch.randperm(len(x), generator=gen)[:n].to(x.device)
+    return tfm((x[idx].to(dls.device),))[0].float()
 
 
 def speedrun_learner(dls: DataLoaders, widths: Sequence[int] = (64, 256, 256), lr: float | None = None,
@@ -88,13 +90,13 @@ def speedrun_learner(dls: DataLoaders, widths: Sequence[int] = (64, 256, 256), l
         label_smoothing: of the cross-entropy loss.
         lookahead, alternating_flip: add `Lookahead()` and `AlternatingFlip(seed)`.
         fast: channels-last and `MixedPrecision()` (bf16 autocast on a CPU, fp16 on CUDA).
-        n_whiten: training images the whitening layer is fitted to.
+        n_whiten: training images (drawn at random) the whitening layer is fitted to.
         seed: seed of the model's initialisation and of the flip bits (None: not seeded).
     """
     if seed is not None:
         torch.manual_seed(seed)
     model = AirbenchNet(widths, n_out=dls.c, n_in=dls.train.tensors[0].shape[1])
-    model.init_whitening(whitening_images(dls, n_whiten).cpu())
+    model.init_whitening(whitening_images(dls, n_whiten, seed).cpu())
     lr = BASE_LR * dls.train.bs / 1024 if lr is None else float(lr)
     cbs = []
     if lookahead:
