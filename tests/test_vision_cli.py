@@ -222,3 +222,23 @@ def test_lr_find_vision(capsys, tmp_path):
                                 "--num-it", "10", "--device", "cpu", "--plot", tmp_path / "lr.png", "-q")
     assert code == 0, err
     assert "valley" in stdout and (tmp_path / "lr.png").is_file()
+
+
+def test_airbench_arch_trains_with_the_speedrun_recipe_and_predicts(capsys, tmp_path):
+    root = write_folder(tmp_path / "shapes")
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "vision", root, "--out", out, "--arch", "airbench", "--size", "16",
+                           "--bs", "8", "--epochs", "6", "--lr", "0.2", "-q", "--device", "cpu")
+    assert code == 0, err
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert len(metrics) == 6 and metrics["accuracy"].iloc[-1] >= 0.9
+    info = json.loads((out / "run.json").read_text())
+    assert "airbench94" in info["summary"]["recipe"] and "lr_find" not in info["summary"]
+    assert info["summary"]["augmentation"] == "alternating flips, 2-pixel shifts"
+    code, stdout, err = run_cli(capsys, "predict", out / "model.safetensors", root / "valid", "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    preds = pd.read_csv(tmp_path / "p.csv")
+    assert (preds["actual"] == preds["prediction"]).mean() >= 0.9
+    code, _, err = run_cli(capsys, "train", "vision", root, "--out", tmp_path / "r2", "--arch", "airbench",
+                           "--pretrained", root / "train" / "red" / "0.jpg")
+    assert_usage_error(code, err, "--arch airbench trains from scratch")

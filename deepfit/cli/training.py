@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -150,9 +150,14 @@ def choose_auto_lr(res: Any, default_lr: float, run: RunDir | None, console: Con
 
 
 def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, prepared: Prepared,
-                   console: Console) -> dict[str, Any]:
+                   console: Console, fit: Callable[..., None] | None = None,
+                   schedule_caption: str = "Learning rate and momentum of the one-cycle policy, per training batch.",
+                   ) -> dict[str, Any]:
     """lr_find (plot, and the lr with `--lr auto`), `fit_one_cycle` logging every epoch to metrics.csv,
     export to model.safetensors, then loss / schedule plots and the application's own report items.
+
+    `fit(learn, lr, cbs, fit_kw)` replaces `fit_one_cycle` for a training recipe with its own schedule and
+    rates: no lr_find then, and `lr` stays "auto" unless `--lr` was given.
 
     Returns:
         The metrics of the last epoch.
@@ -161,8 +166,8 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
     learn = prepared.learn
     quiet_learner(learn, console)
     lr: Any = args.lr
-    n_find = args.lr_find_iters
-    if lr == "auto" and n_find == 0:
+    n_find = args.lr_find_iters if fit is None else 0
+    if lr == "auto" and n_find == 0 and fit is None:
         n_find = 100
     saved = _saved_lr(run) if getattr(args, "resume", False) else None
     if saved is not None:  # resuming: the same lr as the interrupted run, no new sweep
@@ -189,7 +194,10 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ValidLossWarning)  # said below, as a console warning and in the report
-            learn.fit_one_cycle(args.epochs, lr, wd=args.wd, cbs=[logger] + extra_cbs, **fit_kw)
+            if fit is None:
+                learn.fit_one_cycle(args.epochs, lr, wd=args.wd, cbs=[logger] + extra_cbs, **fit_kw)
+            else:
+                fit(learn, lr, [logger] + extra_cbs, fit_kw)
     except CheckpointError as e:  # --resume into a run that does not match its checkpoint
         raise CLIError(f"--resume: {e} Resume with the options the interrupted run was started with, or start "
                        "over with --restart") from None
@@ -206,7 +214,7 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
                        caption="Training loss per batch (raw and smoothed) and validation loss per epoch.",
                        console=console)
         run.add_figure("schedule.png", "Schedule", lambda p: learn.recorder.plot_sched(fname=p),
-                       caption="Learning rate and momentum of the one-cycle policy, per training batch.",
+                       caption=schedule_caption,
                        console=console)
         app.report(prepared, run, console)
     return final

@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["VisionApp", "parse_size"]
 
-_ARCH_HELP = ("simple_cnn, resnet18, resnet34, resnet50, resnet20, resnet56, wrn, densenet_bc, darknet, fastnet")
+SPEEDRUN_ARCH = "airbench"
+_ARCH_HELP = ("simple_cnn, resnet18, resnet34, resnet50, resnet20, resnet56, wrn, densenet_bc, darknet, fastnet, or "
+              "airbench (the CIFAR-10 speed-run recipe: its own schedule, rates, flips and shifts; best at --size 32 "
+              "--bs 1024)")
 
 
 def parse_size(text: str) -> int | tuple[int, int]:
@@ -129,8 +132,8 @@ class VisionApp(Application):
         m.add_argument("--freeze-epochs", type=non_negative_int, default=1, metavar="N",
                        help="with --pretrained: epochs training only the head before the whole network "
                             "(default: %(default)s)")
-        m.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
-                       help="label smoothing of the cross entropy (default: %(default)s)")
+        m.add_argument("--label-smoothing", type=float, default=None, metavar="EPS",
+                       help="label smoothing of the cross entropy (default: 0, and 0.2 with --arch airbench)")
 
     def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("image models")
@@ -141,7 +144,7 @@ class VisionApp(Application):
 
     # ---- training ---------------------------------------------------------------------------------------
     def _dls(self, args: argparse.Namespace, console: Console) -> Any:
-        from ..vision import ImageDataLoaders, aug_transforms
+        from ..vision import ImageDataLoaders, RandomCrop, aug_transforms
         folder = Path(args.file)
         if not folder.exists():
             raise CLIError(f"image folder not found: {folder}")
@@ -150,7 +153,10 @@ class VisionApp(Application):
         if args.pretrained is not None and not Path(args.pretrained).is_file():
             raise CLIError(f"--pretrained {args.pretrained}: no such file")
         on_error = "skip" if args.skip_bad else "raise"
-        tfms = None if args.no_aug else aug_transforms()
+        if args.arch == SPEEDRUN_ARCH:  # 2-pixel shifts here; AlternatingFlip mirrors the images
+            tfms = None if args.no_aug else [RandomCrop(padding=2)]
+        else:
+            tfms = None if args.no_aug else aug_transforms()
         common: dict[str, Any] = dict(seed=args.seed, size=args.size, resize=args.resize, bs=args.bs, batch_tfms=tfms,
                                       normalize="imagenet" if args.pretrained is not None else "data",
                                       cache=args.cache, on_error=on_error, channels=1 if args.grey else 3,
@@ -189,12 +195,15 @@ class VisionApp(Application):
         from ..vision.decode import ImageDecodeError
         from ..vision.learner import vision_learner
         from ..vision.models import ARCHS
-        if args.arch not in ARCHS:
+        speedrun = args.arch == SPEEDRUN_ARCH
+        if speedrun and args.pretrained is not None:
+            raise CLIError(f"--arch {SPEEDRUN_ARCH} trains from scratch; drop --pretrained or choose another --arch")
+        if not speedrun and args.arch not in ARCHS:
             from .base import closest
-            sugg = closest(args.arch, list(ARCHS))
+            sugg = closest(args.arch, list(ARCHS) + [SPEEDRUN_ARCH])
             did = f"; did you mean {sugg!r}?" if sugg else "."
             raise CLIError(f"--arch {args.arch!r} is not a known architecture{did} "
-                           f"Known: {', '.join(ARCHS)}")
+                           f"Known: {', '.join(list(ARCHS) + [SPEEDRUN_ARCH])}")
         try:
             dls = self._dls(args, console)
         except (ImageDataError, ImageDecodeError, ValueError) as e:
@@ -205,8 +214,13 @@ class VisionApp(Application):
             raise CLIError(f"{args.file}: no validation images; add some to the validation folder or use --valid none "
                            "with --valid-pct")
         try:
-            learn = vision_learner(dls, args.arch, pretrained=args.pretrained if args.pretrained is not None else False,
-                                   label_smoothing=args.label_smoothing)
+            if speedrun:
+                from ..vision.speedrun import speedrun_learner
+                smooth = 0.2 if args.label_smoothing is None else args.label_smoothing
+                learn = speedrun_learner(dls, label_smoothing=smooth, alternating_flip=not args.no_aug, seed=args.seed)
+            else:
+                learn = vision_learner(dls, args.arch, pretrained=args.pretrained if args.pretrained is not None else False,
+                                       label_smoothing=args.label_smoothing or 0.0)
         except (ValueError, FileNotFoundError) as e:
             what = f"--pretrained {args.pretrained}: " if args.pretrained is not None else ""
             raise CLIError(f"{what}{e}") from None
@@ -217,17 +231,31 @@ class VisionApp(Application):
                 f"model {args.arch}{' (pretrained)' if args.pretrained is not None else ''}")
         facts: dict[str, Any] = {"images": dls.train.n + dls.valid.n, "classes": dls.vocab, "size": size,
                                  "resize": dls.resize, "arch": args.arch, "multi_label": dls.multi_label,
-                                 "augmentation": "none" if args.no_aug else "flip, rotate, zoom, warp, lighting",
+                                 "augmentation": "none" if args.no_aug else ("alternating flips, 2-pixel shifts" if speedrun
+                                                                             else "flip, rotate, zoom, warp, lighting"),
                                  "normalisation": "ImageNet" if args.pretrained is not None else "training images"}
         if args.pretrained is not None:
             facts["pretrained"] = str(args.pretrained)
-        return Prepared(learn, desc, facts, "classification", extra={"pretrained": args.pretrained is not None})
+        if speedrun:
+            facts["recipe"] = ("airbench94 (Jordan 2024): Nesterov SGD, bias rates x64, label smoothing, triangular "
+                               "schedule, Lookahead, channels-last + mixed precision")
+        return Prepared(learn, desc, facts, "classification",
+                        extra={"pretrained": args.pretrained is not None, "speedrun": speedrun})
 
     def train(self, args: argparse.Namespace, run: RunDir, prepared: Prepared, console: Console) -> dict[str, Any]:
         """With --pretrained: --freeze-epochs of the head alone at --lr, then the whole network with
         discriminative rates (lr/200 .. lr/2 over the layer groups, as `fine_tune` does; with --lr auto, the
         rate found by lr_find for every group); otherwise the standard one-cycle training."""
         learn = prepared.learn
+        if prepared.extra.get("speedrun"):
+            from ..vision.speedrun import fit_speedrun
+
+            def fit(learn: Any, lr: Any, cbs: list, fit_kw: dict) -> None:
+                lrs = None if lr == "auto" else [float(lr), float(lr) * 64]
+                fit_speedrun(learn, args.epochs, lrs=lrs, cbs=cbs, **fit_kw)
+            return standard_train(self, args, run, prepared, console, fit=fit,
+                                  schedule_caption="Learning rates of the weights and the biases (triangular), per "
+                                                   "training batch.")
         if not prepared.extra.get("pretrained") or getattr(args, "resume", False):
             if prepared.extra.get("pretrained"):
                 learn.unfreeze()

@@ -22,6 +22,7 @@ Example:
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,6 +33,7 @@ from torch import nn
 
 from ..annealing import combine_scheds, sched_lin
 from ..callbacks.averaging import Lookahead
+from ..callbacks.core import Callback
 from ..callbacks.precision import MixedPrecision
 from ..callbacks.schedule import ParamScheduler
 from ..data.core import DataLoader, DataLoaders
@@ -39,6 +41,7 @@ from ..learner import Learner
 from ..losses import CrossEntropyLoss
 from ..metrics import accuracy
 from ..optim import SGD
+from ..utils import listify
 from .callbacks import AlternatingFlip, ChannelsLast
 from .learner import VisionLearner, hflip
 from .models.airbench import AirbenchNet
@@ -50,6 +53,15 @@ __all__ = ["speedrun_learner", "fit_speedrun", "speedrun_schedule", "speedrun_tt
 BASE_LR = 1.5
 #: L2 weight decay of the weights, as a coefficient on the mean loss's gradient (0.0153 / 11.5).
 BASE_WD = 0.0153 / 11.5
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (oneDNN's check: AVX-512 bf16 or AMX); without it bf16
+    autocast is slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def bias_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -74,7 +86,7 @@ def whitening_images(dls: DataLoaders, n: int = 5000, seed: int | None = 0) -> t
 
 def speedrun_learner(dls: DataLoaders, widths: Sequence[int] = (64, 256, 256), lr: float | None = None,
                      wd: float = BASE_WD, bias_scale: float = 64.0, mom: float = 0.85, label_smoothing: float = 0.2,
-                     lookahead: bool = True, alternating_flip: bool = True, fast: bool = True,
+                     lookahead: bool = True, alternating_flip: bool = True, fast: bool | None = None,
                      n_whiten: int = 5000, seed: int | None = 0) -> VisionLearner:
     """A `VisionLearner` with an `AirbenchNet` whose whitening layer is fitted to the training images, and the
     paper's optimiser, loss and callbacks (see the module's docstring).
@@ -89,7 +101,8 @@ def speedrun_learner(dls: DataLoaders, widths: Sequence[int] = (64, 256, 256), l
         mom: Nesterov momentum.
         label_smoothing: of the cross-entropy loss.
         lookahead, alternating_flip: add `Lookahead()` and `AlternatingFlip(seed)`.
-        fast: channels-last and `MixedPrecision()` (bf16 autocast on a CPU, fp16 on CUDA).
+        fast: channels-last and `MixedPrecision()` (bf16 autocast on a CPU, fp16 on CUDA); default: on
+            CUDA and on CPUs with bf16 instructions (AVX-512 bf16 / AMX), where it pays; off elsewhere.
         n_whiten: training images (drawn at random) the whitening layer is fitted to.
         seed: seed of the model's initialisation and of the flip bits (None: not seeded).
     """
@@ -103,6 +116,8 @@ def speedrun_learner(dls: DataLoaders, widths: Sequence[int] = (64, 256, 256), l
         cbs.append(Lookahead())
     if alternating_flip:
         cbs.append(AlternatingFlip(seed))
+    if fast is None:
+        fast = dls.device.type == "cuda" or (dls.device.type == "cpu" and cpu_has_bf16())
     if fast:
         cbs += [ChannelsLast(), MixedPrecision()]
 
@@ -124,13 +139,16 @@ def speedrun_schedule(lrs: Sequence[float], warmup: float = 0.23, start: float =
 
 
 def fit_speedrun(learn: Learner, n_epoch: int, lrs: Sequence[float] | None = None, warmup: float = 0.23,
-                 start: float = 0.2, end: float = 0.07) -> None:
+                 start: float = 0.2, end: float = 0.07, cbs: Sequence[Callback] | Callback = (),
+                 resume_from: str | Path | None = None) -> None:
     """Train `n_epoch` epochs with the triangular schedule (`speedrun_schedule`) over the learner's two
-    parameter groups (default rates: those `speedrun_learner` chose)."""
+    parameter groups (default rates: those `speedrun_learner` chose). `cbs`, `resume_from`: see
+    `Learner.fit`."""
     lrs = list(lrs) if lrs is not None else getattr(learn, "speedrun_lrs", None)
     if lrs is None:
         raise ValueError("Pass `lrs` (one peak rate per parameter group) for a learner not made by speedrun_learner.")
-    learn.fit(n_epoch, lr=lrs, cbs=[ParamScheduler({"lr": speedrun_schedule(lrs, warmup, start, end)})])
+    learn.fit(n_epoch, lr=lrs, cbs=[ParamScheduler({"lr": speedrun_schedule(lrs, warmup, start, end)})] + listify(cbs),
+              resume_from=resume_from)
 
 
 def translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

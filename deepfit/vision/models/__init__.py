@@ -26,5 +26,6 @@ __all__ += ["VGG", "load_vgg", "vgg11", "vgg13", "vgg16", "vgg19"]
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "simple_cnn": simple_cnn, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
     "resnet20": resnet20, "resnet56": resnet56, "wrn": wrn, "densenet_bc": densenet_bc, "darknet": darknet,
-    "fastnet": fastnet, "airbench": airbench,
+    "fastnet": fastnet,
 }
+# AirbenchNet is not in ARCHS: its whitening layer is fitted to the data, which `speedrun_learner` does.

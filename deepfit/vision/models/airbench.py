@@ -91,10 +91,9 @@ class ConvGroup(nn.Sequential):
 
 @register_model
 class AirbenchNet(nn.Sequential):
-    """patch whitening (2x2) -> GELU -> 3 `ConvGroup`s (`widths`) -> max-pool 3 -> linear -> x `scale`.
+    """patch whitening (2x2) -> GELU -> 3 `ConvGroup`s (`widths`) -> global max-pool -> linear -> x `scale`.
 
-    Made for 32x32 images (the last max-pool turns the 3x3 maps into 1x1; other sizes work, the pooling
-    then covers the top-left 3x3 windows only). Each 3x3 convolution starts with the identity on its
+    Made for 32x32 images (3x3 maps before the global max-pool); other sizes work too. Each 3x3 convolution starts with the identity on its
     first `in_channels` outputs (`nn.init.dirac_`), the rest of torch's default initialisation.
 
     Args:
@@ -114,7 +113,7 @@ class AirbenchNet(nn.Sequential):
         whiten = PatchWhitening(n_in)
         w1, w2, w3 = (int(w) for w in widths)
         super().__init__(whiten, nn.GELU(), ConvGroup(whiten.n_out, w1, bn_momentum), ConvGroup(w1, w2, bn_momentum),
-                         ConvGroup(w2, w3, bn_momentum), nn.MaxPool2d(3), nn.Flatten(),
+                         ConvGroup(w2, w3, bn_momentum), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
                          nn.Linear(w3, n_out, bias=False), Scale(scale))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
