@@ -256,6 +256,8 @@ def test_grid_rows_float32_degenerate_and_errors():
                                        atol=1e-5 * float(counts.max()) * float(Xt.abs().max()))
     with pytest.raises(ValueError, match="1 or 2 features"):
         GridRows(torch.zeros(4, 3), 1.0)
+    with pytest.raises(ValueError, match="rows_per_bandwidth"):
+        GridRows(torch.zeros(4, 2), 1.0, rows_per_bandwidth=0)
     with pytest.raises(ValueError, match="flat"):
         GridRows(torch.zeros(4, 2), 1.0).windows(torch.zeros(1, 2), 1.0, "gaussian")
 

@@ -10,7 +10,7 @@ m x (rows per window) ranges, whatever the data, instead of a walk down a tree l
 """
 from __future__ import annotations
 
-import math
+import numbers
 
 import torch
 
@@ -26,9 +26,10 @@ class GridRows:
     """Exact flat-kernel windows for data with one or two features: the points sorted by grid cell
     (row, then column), with prefix sums of their coordinates; see the module's docstring.
 
-    Whether a column run lies inside a window is decided with a margin of 1e-4 bandwidths (plus the
-    coordinates' rounding), so that every point not tested one by one is inside (or outside) by far more
-    than the rounding of its distance: the counts are those of testing every point, as `AllPoints` does.
+    Whether a run of columns lies inside a window is decided with a margin of 1e-4 of the radius (plus
+    the coordinates' rounding), so that every point not tested one by one is inside (or outside) by far
+    more than the rounding of its distance: the counts are those of testing every point's distance
+    (p - q)^2 <= r^2 in the data's dtype.
 
     Args:
         X: the data points (n, 1) or (n, 2).
@@ -47,6 +48,10 @@ class GridRows:
                              f"AllPoints in more dimensions.")
         if not bandwidth > 0:
             raise ValueError(f"`bandwidth` must be > 0; received bandwidth={bandwidth!r}.")
+        if isinstance(rows_per_bandwidth, bool) or not isinstance(rows_per_bandwidth, numbers.Integral) \
+                or rows_per_bandwidth < 1:
+            raise ValueError(f"`rows_per_bandwidth` must be an integer >= 1; received "
+                             f"rows_per_bandwidth={rows_per_bandwidth!r}.")
         self.X, self.n, self.d = X, n, d
         self.n_pairs = 0                       # points tested one by one so far (for benchmarks)
         P = self._plane(X)                     # (n, 2) float64; y = 0 in 1-D
