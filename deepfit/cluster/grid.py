@@ -90,14 +90,21 @@ class GridRows:
         m, d = Q.shape
         sums = torch.zeros(m, d, dtype=torch.float64, device=Q.device)
         counts = torch.zeros(m, dtype=torch.float64, device=Q.device)
-        s, bs = 0, batch_size or 4096
+        # at most about PAIR_BUDGET / 4 (window, row) ranges a batch: a radius far above the grid's
+        # bandwidth meets many rows
+        most = max(1, PAIR_BUDGET // 4 // self._rows_met(float(bandwidth) * (1 + 2e-4)))
+        s, bs = 0, batch_size or min(4096, most)
         while s < m:
             e = min(m, s + bs)
             work = self._windows(Q[s:e], float(bandwidth), sums[s:e], counts[s:e])
             if batch_size is None:        # keep about PAIR_BUDGET tested points a batch
-                bs = int(min(65536, max(1, PAIR_BUDGET / max(1.0, work / (e - s)))))
+                bs = int(min(65536, most, max(1, PAIR_BUDGET / max(1.0, work / (e - s)))))
             s = e
         return sums.to(self.X.dtype), counts.to(self.X.dtype)
+
+    def _rows_met(self, r_out: float) -> int:
+        """Rows of the grid that a window of radius `r_out` can meet."""
+        return 1 if self.d == 1 else min(int(2 * r_out // self.hy) + 2, self.n_rows)
 
     def _windows(self, Q: torch.Tensor, r: float, sums: torch.Tensor, counts: torch.Tensor) -> int:
         m, d, dev = len(Q), self.d, Q.device
@@ -114,7 +121,7 @@ class GridRows:
             far = near = row
         else:
             # rows a window can meet, from the lowest one that holds points (none below row 0)
-            n_per = min(int(2 * r_out // hy) + 2, self.n_rows)
+            n_per = self._rows_met(r_out)
             first = ((C[:, 1] - r_out - y0) / hy).floor().clamp_min_(0)                   # (m,)
             row = first[:, None] + torch.arange(n_per, dtype=torch.float64, device=dev)   # (m, R)
             lo, hi = y0 + row * hy, y0 + (row + 1) * hy    # each row's band of y
