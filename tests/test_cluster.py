@@ -262,6 +262,24 @@ def test_grid_rows_float32_degenerate_and_errors():
         GridRows(torch.zeros(4, 2), 1.0).windows(torch.zeros(1, 2), 1.0, "gaussian")
 
 
+def test_grid_rows_per_bandwidth_from_the_window_size():
+    """None: round(sqrt(W / 23)) rows per bandwidth, W = pi x the points' mean cell count (cells of side
+    bandwidth): 5 cells of 200 points give W = 200 pi and 5 rows; denser data more rows, capped at 128."""
+    from deepfit.cluster.grid import mean_window_estimate
+    rng = np.random.default_rng(21)
+    blocks = []
+    for i in range(5):                                  # block i inside the cell [3i, 3i + 1) x [0, 1)
+        b = np.array([3.0 * i, 0.0]) + rng.uniform(0.1, 0.9, size=(200, 2))
+        b[0] = [3.0 * i + 0.1, 0.1]                     # the grid's origin is (0.1, 0.1)
+        blocks.append(b)
+    X = torch.tensor(np.concatenate(blocks))
+    assert mean_window_estimate(X, 1.0, X.min(0).values) == pytest.approx(200 * math.pi, rel=1e-12)
+    assert GridRows(X, 1.0).rows_per_bandwidth == 5
+    assert GridRows(torch.cat([X] * 20), 1.0).rows_per_bandwidth == 23        # sqrt(4,000 pi / 23) ~ 23.4
+    assert GridRows(torch.zeros(150_000, 2, dtype=F64), 1.0).rows_per_bandwidth == 128     # sqrt(150k pi / 23) ~ 143
+    assert GridRows(X, 1.0, rows_per_bandwidth=7).rows_per_bandwidth == 7
+
+
 def test_grid_meanshift_one_feature_matches_sklearn():
     rng = np.random.default_rng(20)
     X = np.concatenate([rng.normal(0, 1, 300), rng.normal(8, 1.5, 300), rng.normal(20, 0.5, 100)])[:, None]
@@ -289,6 +307,10 @@ def test_auto_neighbors_thresholds():
     assert auto_neighbors(25_001, 1000, 2) == "grid"
     assert auto_neighbors(25_001, 1000, 1) == "grid"
     assert auto_neighbors(1, 4096, 2) == "all"                             # grid from 4,097 points on the CPU
+    assert auto_neighbors(488, 4096, 2) == "all"                           # 1,998,848 pairs
+    assert auto_neighbors(489, 4096, 2) == "grid"                          # 2,002,944 pairs, > 1,024 points
+    assert auto_neighbors(1_000_000, 1024, 2) == "all"                     # too few points for the grid
+    assert auto_neighbors(1951, 1025, 2) == "all" and auto_neighbors(1952, 1025, 2) == "grid"
     assert auto_neighbors(1, 4097, 2) == auto_neighbors(1, 4097, 1) == "grid"
     assert auto_neighbors(1, 4097, 2, kernel="gaussian") == "all"
     assert auto_neighbors(1, 4097, 3) == "all"
@@ -328,7 +350,7 @@ def test_gaussian_kernel_finds_blobs():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("neighbors", ["all", "tree", "lsh"])
+@pytest.mark.parametrize("neighbors", ["all", "tree", "lsh", "grid"])
 def test_cuda_matches_cpu(neighbors):
     X = blobs(50, k=4, std=1.0, seed=10)
     cpu = MeanShift(bandwidth=2.0, neighbors=neighbors, device="cpu", dtype=F64).fit(X)

@@ -32,26 +32,32 @@ NEIGHBORS = ("auto", "all", "grid", "boxtree", "tree", "lsh")
 # measured on the CPU (16-D blobs: 1.3x at 100k x 16k pairs, 1.2x at 1M x 52k, 2.2x at 1M x 1M; see
 # benchmarks/RESULTS.md), so there the limit (1e13 pairs) only guards against runs of days.
 # With 1 or 2 features and the flat kernel, GridRows replaces BoxTree, and on the CPU it is used from
-# GRID_MIN_POINTS points whatever the number of seeds: on the lesson's 2-D blobs it took 0.5x the
-# dense search's time at 10k points (grid or every point as seeds), about the same at 5k and 3k, and
-# 1.6-2.2x at 1.5k (the dense tiles are cheap while the points fit in one 4,096-point tile).
+# more than GRID_MIN_POINTS points whatever the number of seeds, or from more than GRID_SMALL_POINTS
+# points when there are more than GRID_MIN_PAIRS seed x point pairs. Fits on the lesson's 2-D blobs,
+# grid / dense CPU time: 10k points 0.52 (grid seeds), 0.31 (every point a seed); 5k 0.58, 0.55; 3k
+# 1.24, 0.89; 2k 1.59, 0.69; 1.5k 1.79, 0.67; 1k 2.4, 1.13; and 200 points with 20k seeds 2.0: the
+# dense tiles are cheap while the points fit in one or two 4,096-point tiles.
 AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "cpu_many_features": 10_000_000_000_000, "other": 4_000_000_000}
 BOXTREE_MAX_DIM = 4
 GRID_MAX_DIM = 2
 GRID_MIN_POINTS = 4096
+GRID_SMALL_POINTS = 1024
+GRID_MIN_PAIRS = 2_000_000
 
 
 def auto_neighbors(n_seeds: int, n_points: int, n_features: int, kernel: str = "flat",
                    device: str | torch.device = "cpu") -> str:
     """The window search `MeanShift(neighbors="auto")` uses for `n_seeds` seeds on `n_points` points
-    with `n_features` features. Flat kernel with up to `GRID_MAX_DIM` features: "grid" on the CPU from
-    more than `GRID_MIN_POINTS` points; otherwise "all" up to `AUTO_DENSE_LIMIT` seed x point pairs,
-    beyond that "grid" (flat kernel, up to `GRID_MAX_DIM` features), "boxtree" (flat kernel, up to
-    `BOXTREE_MAX_DIM` features) or "tree"."""
+    with `n_features` features. Flat kernel with up to `GRID_MAX_DIM` features, on the CPU: "grid"
+    from more than `GRID_MIN_POINTS` points, or from more than `GRID_SMALL_POINTS` points with more
+    than `GRID_MIN_PAIRS` seed x point pairs. Otherwise "all" up to `AUTO_DENSE_LIMIT` seed x point
+    pairs, beyond that "grid" (flat kernel, up to `GRID_MAX_DIM` features), "boxtree" (flat kernel, up
+    to `BOXTREE_MAX_DIM` features) or "tree"."""
     low_dim = n_features <= BOXTREE_MAX_DIM
     grid = kernel == "flat" and n_features <= GRID_MAX_DIM
     cpu = torch.device(device).type == "cpu"
-    if grid and cpu and n_points > GRID_MIN_POINTS:
+    if grid and cpu and (n_points > GRID_MIN_POINTS or
+                         (n_points > GRID_SMALL_POINTS and n_seeds * n_points > GRID_MIN_PAIRS)):
         return "grid"
     limit = AUTO_DENSE_LIMIT["cpu" if cpu and low_dim else "cpu_many_features" if cpu else "other"]
     if n_seeds * n_points <= limit:
@@ -86,8 +92,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
             row and column, whole runs of cells inside a window added from prefix sums: the fastest
             on large 2-D data), "boxtree" (exact, flat kernel only; a KD-tree in torch that adds whole
             boxes inside a window at once), "lsh" (approximate; random-projection LSH in torch), or
-            "auto": "grid" for the flat kernel with 1-2 features and more than 4,096 points on the
-            CPU; otherwise "all" up to 25M seed x point pairs on the CPU (1e13 with more than 4
+            "auto": "grid" for the flat kernel with 1-2 features on the CPU from 4,097 points (from
+            1,025 with more than 2M seed x point pairs); otherwise "all" up to 25M seed x point pairs on the CPU (1e13 with more than 4
             features; 4G on a GPU), beyond that "grid" (flat kernel, 1-2 features), "boxtree" (flat
             kernel, 3-4 features) or "tree". See `auto_neighbors`.
             The gaussian kernel is cut at 3 bandwidths by "tree" and "lsh".
