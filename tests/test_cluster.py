@@ -309,7 +309,7 @@ def test_auto_neighbors_thresholds():
     assert auto_neighbors(1, 4096, 2) == "all"                             # grid from 4,097 points on the CPU
     assert auto_neighbors(488, 4096, 2) == "all"                           # 1,998,848 pairs
     assert auto_neighbors(489, 4096, 2) == "grid"                          # 2,002,944 pairs, > 1,024 points
-    assert auto_neighbors(1_000_000, 1024, 2) == "all"                     # too few points for the grid
+    assert auto_neighbors(24_000, 1024, 2) == "all"                        # too few points for the grid first
     assert auto_neighbors(1951, 1025, 2) == "all" and auto_neighbors(1952, 1025, 2) == "grid"
     assert auto_neighbors(1, 4097, 2) == auto_neighbors(1, 4097, 1) == "grid"
     assert auto_neighbors(1, 4097, 2, kernel="gaussian") == "all"
