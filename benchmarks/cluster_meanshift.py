@@ -318,7 +318,7 @@ def main() -> None:
                                  runs=1, wall=sk_wall, cpu=sk_cpu, clusters=len(sk.cluster_centers_))
                     except ValueError as e:
                         emit(**case, seeding=seeding, method="sklearn", error=str(e)[:80])
-                # -- deepfit, exact (auto: boxtree on large data) and approximate (lsh)
+                # -- deepfit, exact (auto: grid in 1-2-D, boxtree in 3-4-D on large data) and approximate (lsh)
                 exact_labels: dict[int, np.ndarray] = {}
                 for neighbors in (*args.exact, "lsh"):
                     if neighbors == "lsh" and (not full_ours or n > args.lsh_max
