@@ -32,6 +32,13 @@ above; torch threads as given by `--threads` (scikit-learn's MeanShift with n_jo
 core either way); 2 threads only where the 1-thread run took <= `--multi-thread-max-cpu` CPU seconds,
 since on a shared 2-core machine two OpenMP threads wait for each other and run many times slower.
 ARI = adjusted Rand index of the labels.
+
+`--alternate` times only full runs, scikit-learn and deepfit's `--exact` searches in turns, `--repeats`
+rounds, so that a change of load hits both alike (one untimed fit of each first):
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/cluster_meanshift.py --alternate --sizes 100000 --dims 2 \
+        --seedings bin --threads 1 --repeats 7 --exact auto boxtree
+
 """
 from __future__ import annotations
 
@@ -139,16 +146,17 @@ def ari(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
 def compare_searches(sizes: list[int], d: int, n_queries: int = 2000, device: str = "cpu") -> None:
     """One flat-kernel mean-shift step for `n_queries` positions (points + 0.1) with each window search:
     CPU seconds, pairs or leaf points visited, and the largest difference from the exact counts."""
-    from deepfit.cluster import AllPoints, BoxTree, LSHNeighbors, TreeNeighbors
+    from deepfit.cluster import AllPoints, BoxTree, GridRows, LSHNeighbors, TreeNeighbors
     bw = BANDWIDTH[d]
     for n in sizes:
         X, _ = lesson_blobs(n, d)
         Xt = torch.as_tensor(X - X.mean(0), dtype=torch.float32, device=device)
         Q = Xt[:: max(1, n // n_queries)][:n_queries] + 0.1
         ref = None
-        for name, build in (("boxtree", lambda: BoxTree(Xt)), ("tree", lambda: TreeNeighbors(Xt, bw)),
+        for name, build in (("grid", lambda: GridRows(Xt, bw)) if d <= 2 else ("grid", None),
+                            ("boxtree", lambda: BoxTree(Xt)), ("tree", lambda: TreeNeighbors(Xt, bw)),
                             ("lsh", lambda: LSHNeighbors(Xt, bw)), ("all", lambda: AllPoints(Xt))):
-            if name == "all" and n * len(Q) > 2e8:
+            if (name == "all" and n * len(Q) > 2e8) or build is None:
                 continue
             search, wb, cb = timed(build, 1)
             (sums, counts), w, c = timed(lambda: search.windows(Q, bw, "flat"), 1)
@@ -160,12 +168,54 @@ def compare_searches(sizes: list[int], d: int, n_queries: int = 2000, device: st
                   f"mean_neighbours={float(counts.mean()):.0f} | share_missed={missed:.3g}", flush=True)
 
 
+def alternate(sizes: list[int], dims: list[int], seedings: list[str], repeats: int, device: str,
+              exact: list[str]) -> None:
+    """scikit-learn and deepfit in turns (scikit-learn, then each of deepfit's `exact` searches, then
+    scikit-learn again...), `repeats` full runs each, so that a change in the machine's load hits both
+    alike: every run's CPU seconds, the medians, the speed-up of the medians and the smallest and
+    largest speed-up of one round (scikit-learn's run over deepfit's run of the same round)."""
+    from sklearn.cluster import MeanShift as SkMeanShift
+
+    from deepfit.cluster import MeanShift
+    for d in dims:
+        bw = BANDWIDTH[d]
+        small, _ = lesson_blobs(1500, d)           # one untimed fit each first: lazy set-up costs
+        SkMeanShift(bandwidth=bw).fit(small), MeanShift(bandwidth=bw, device=device).fit(small)
+        for n in sizes:
+            X, y = lesson_blobs(n, d)
+            for seeding in seedings:
+                binned = seeding == "bin"
+                sk_cpu, sk_wall, ours = [], [], {name: ([], []) for name in exact}
+                models = {}
+                for _ in range(repeats):
+                    sk, w, c = timed(lambda: SkMeanShift(bandwidth=bw, bin_seeding=binned).fit(X), 1)
+                    sk_cpu.append(c), sk_wall.append(w)
+                    for name in exact:
+                        models[name], w, c = timed(lambda: MeanShift(bandwidth=bw, bin_seeding=binned, neighbors=name,
+                                                                     device=device).fit(X), 1)
+                        ours[name][0].append(c), ours[name][1].append(w)
+                for name, (cpu, wall) in ours.items():
+                    ms = models[name]
+                    rounds = [a / b for a, b in zip(sk_cpu, cpu)]
+                    print(f"n={n} | d={d} | seeding={seeding} | seeds={ms.n_seeds_} | runs={repeats} | "
+                          f"search={ms.neighbors_} | sklearn_cpu={[round(v, 3) for v in sk_cpu]} | "
+                          f"deepfit_cpu={[round(v, 3) for v in cpu]} | "
+                          f"sklearn_cpu_median={statistics.median(sk_cpu):.4g} | "
+                          f"deepfit_cpu_median={statistics.median(cpu):.4g} | "
+                          f"speedup_cpu_median={statistics.median(sk_cpu) / statistics.median(cpu):.3g} | "
+                          f"speedup_cpu_round_min={min(rounds):.3g} | speedup_cpu_round_max={max(rounds):.3g} | "
+                          f"speedup_wall_median={statistics.median(sk_wall) / statistics.median(wall):.3g} | "
+                          f"clusters={len(ms.cluster_centers_)}/{len(sk.cluster_centers_)} | "
+                          f"ari_sklearn={ari(sk.labels_, ms.labels_):.4g}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1500, 10_000, 100_000, 1_000_000])
     ap.add_argument("--dims", type=int, nargs="+", default=[2, 16])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=3, help="runs per measurement for n <= 10k (median)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs per measurement for n <= 1.5k (median), and with --alternate for every size")
     ap.add_argument("--sklearn-max", type=int, default=100_000, help="largest n run with scikit-learn")
     ap.add_argument("--full-pairs", type=float, default=1.1e8,
                     help="deepfit climbs all seeds when seeds x points <= this (above: --subset seeds, extrapolated)")
@@ -175,7 +225,7 @@ def main() -> None:
     ap.add_argument("--sklearn-cap", type=float, default=None,
                     help="stop a full scikit-learn run after this many wall seconds and extrapolate instead")
     ap.add_argument("--seedings", nargs="+", default=["bin", "all"], choices=["bin", "all"])
-    ap.add_argument("--exact", nargs="+", default=["auto"], choices=["auto", "all", "boxtree", "tree"],
+    ap.add_argument("--exact", nargs="+", default=["auto"], choices=["auto", "all", "grid", "boxtree", "tree"],
                     help="deepfit's exact window searches to time (auto: what MeanShift picks)")
     ap.add_argument("--lsh-max", type=int, default=100_000, help="largest n run with LSH")
     ap.add_argument("--lsh-all-max", type=int, default=1500,
@@ -187,7 +237,14 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--searches", action="store_true",
                     help="only compare the window searches on one step (2-D; --sizes)")
+    ap.add_argument("--alternate", action="store_true",
+                    help="only time scikit-learn and deepfit (--exact) in turns, --repeats full runs each")
     args = ap.parse_args()
+    if args.alternate:
+        torch.set_num_threads(args.threads[0])
+        print(f"# load {os.getloadavg()[0]:.1f}; torch {torch.__version__}; {args.threads[0]} thread(s)", flush=True)
+        alternate(args.sizes, args.dims, args.seedings, args.repeats, args.device, args.exact)
+        return
     if args.searches:
         torch.set_num_threads(args.threads[0])
         for d in args.dims:
@@ -261,7 +318,7 @@ def main() -> None:
                                  runs=1, wall=sk_wall, cpu=sk_cpu, clusters=len(sk.cluster_centers_))
                     except ValueError as e:
                         emit(**case, seeding=seeding, method="sklearn", error=str(e)[:80])
-                # -- deepfit, exact (auto: boxtree on large data) and approximate (lsh)
+                # -- deepfit, exact (auto: grid in 1-2-D, boxtree in 3-4-D on large data) and approximate (lsh)
                 exact_labels: dict[int, np.ndarray] = {}
                 for neighbors in (*args.exact, "lsh"):
                     if neighbors == "lsh" and (not full_ours or n > args.lsh_max

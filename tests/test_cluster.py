@@ -14,8 +14,8 @@ from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
 from sklearn.cluster import get_bin_seeds
 from sklearn.metrics import adjusted_rand_score
 
-from deepfit.cluster import (AllPoints, BoxTree, ClusterInputError, LSHNeighbors, MeanShift, TreeNeighbors, bin_seeds,
-                             climb, estimate_bandwidth, mean_shift_step, plot_clusters)
+from deepfit.cluster import (AllPoints, BoxTree, ClusterInputError, GridRows, LSHNeighbors, MeanShift, TreeNeighbors,
+                             bin_seeds, climb, estimate_bandwidth, mean_shift_step, plot_clusters)
 from deepfit.cluster.plot import pca_2d
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -46,8 +46,8 @@ def ref_step(X: np.ndarray, q: np.ndarray, bw: float, kernel: str, cutoff: float
 def test_single_step_by_hand_flat():
     X = torch.tensor([[0., 0.], [1., 0.], [0., 1.], [5., 5.], [6., 5.]], dtype=F64)
     Q = torch.tensor([[0.2, 0.2], [5.4, 5.0], [20., 20.]], dtype=F64)
-    for search in (AllPoints(X), TreeNeighbors(X, 1.5), BoxTree(X, leaf_size=1), BoxTree(X),
-                   LSHNeighbors(X, 1.5, n_tables=8, width=20.0)):
+    for search in (AllPoints(X), TreeNeighbors(X, 1.5), BoxTree(X, leaf_size=1), BoxTree(X), GridRows(X, 1.5),
+                   GridRows(X, 1.5, rows_per_bandwidth=1), LSHNeighbors(X, 1.5, n_tables=8, width=20.0)):
         new, w = mean_shift_step(Q, search, 1.5, "flat")
         # (0,0), (1,0), (0,1) are within 1.5 of (0.2, 0.2); (5,5), (6,5) of (5.4, 5); nothing of (20, 20)
         torch.testing.assert_close(new, torch.tensor([[1 / 3, 1 / 3], [5.5, 5.0], [20., 20.]], dtype=F64))
@@ -102,7 +102,7 @@ def test_climb_steps_match_loop():
 
 # ---- against scikit-learn -------------------------------------------------------------------------
 @pytest.mark.parametrize("bin_seeding", [False, True])
-@pytest.mark.parametrize("neighbors", ["all", "tree", "boxtree"])
+@pytest.mark.parametrize("neighbors", ["all", "tree", "boxtree", "grid"])
 def test_matches_sklearn_meanshift(neighbors, bin_seeding):
     X = blobs(35, k=4, std=1.2, seed=2)
     ours = MeanShift(bandwidth=2.5, neighbors=neighbors, bin_seeding=bin_seeding, dtype=F64, device="cpu").fit(X)
@@ -202,7 +202,95 @@ def test_boxtree_windows_equal_brute_force(d, leaf_size):
         tree.windows(Q, 1.0, "gaussian")
 
 
-@pytest.mark.parametrize("d,kernel,expected", [(2, "flat", "boxtree"), (2, "gaussian", "tree"), (16, "flat", "tree")])
+def _lattice_case(d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer points (exact squared distances in float64, so points exactly on a window's edge are
+    counted the same by every formula), many repeated, plus a few far ones; queries on and off the
+    lattice, and one far from everything."""
+    g = torch.Generator().manual_seed(18)
+    X = torch.randint(-12, 13, (900, d), generator=g).to(F64)
+    X = torch.cat([X, X[:100], torch.full((3, d), 40.0, dtype=F64)])
+    Q = torch.cat([X[::9], X[::13] + 0.5, torch.full((1, d), -500.0, dtype=F64)])
+    return X, Q
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("grid_bw,rows", [(5.0, 16), (1.0, 3), (30.0, 16), (5.0, 1)])
+def test_grid_rows_windows_equal_brute_force(d, grid_bw, rows):
+    """Counts equal to the point-by-point test (float64), also for points exactly at the window's edge
+    (a lattice with radius 5: (3, 4) from a query is inside), repeated points, radii other than the
+    grid's bandwidth (more rows than the grid was laid out for, or less than one row) and an empty window."""
+    X, Q = _lattice_case(d)
+    grid = GridRows(X, grid_bw, rows_per_bandwidth=rows)
+    for r in (5.0, 2.0, 0.5, 13.0, 1e4):
+        sums, counts = grid.windows(Q, r, "flat")
+        d2 = ((Q[:, None, :] - X[None]) ** 2).sum(-1)           # exact: small integers and halves
+        inside = (d2 <= r * r).to(F64)
+        torch.testing.assert_close(counts, inside.sum(1), rtol=0, atol=0)
+        torch.testing.assert_close(sums, inside @ X, rtol=1e-12, atol=1e-9)
+    assert counts[-1] == len(X) and (grid.windows(Q[-1:], 5.0, "flat")[1] == 0).all()
+    # the whole-run shortcut is used (not every point tested one by one) when the grid fits the radius
+    if rows >= 16 and grid_bw == 5.0:
+        before = grid.n_pairs
+        _, counts = grid.windows(Q, 5.0, "flat")
+        assert grid.n_pairs - before < 0.5 * counts.sum()
+
+
+def test_grid_rows_float32_degenerate_and_errors():
+    """float32 data far from the origin, data on a line (one row, or one column), one point: counts
+    equal to testing every point with the same float32 formula, sums to float32 rounding."""
+    rng = np.random.default_rng(19)
+    cases = [1e4 + rng.normal(size=(3000, 2)) * 3,                          # far from 0: rounding matters
+             np.stack([rng.normal(size=2000) * 5, np.full(2000, 2.0)], 1),  # every point in one row
+             np.stack([np.full(2000, -1.0), rng.normal(size=2000) * 5], 1),  # every point in one column
+             np.array([[0.5, 0.25]])]
+    for X in cases:
+        Xt = torch.tensor(X, dtype=torch.float32)
+        Q = torch.cat([Xt[::17] + 0.3, Xt[:1]])
+        for r in (1.0, 2.5, 0.7):
+            sums, counts = GridRows(Xt, 2.5).windows(Q, r, "flat")
+            assert sums.dtype == counts.dtype == torch.float32
+            inside = torch.stack([((Xt - q) ** 2).sum(1) <= r * r for q in Q])       # (m, n), in float32
+            torch.testing.assert_close(counts, inside.sum(1).float(), rtol=0, atol=0)
+            assert (counts > 0).all()
+            torch.testing.assert_close(sums.to(F64), inside.to(F64) @ Xt.to(F64), rtol=1e-5,
+                                       atol=1e-5 * float(counts.max()) * float(Xt.abs().max()))
+    with pytest.raises(ValueError, match="1 or 2 features"):
+        GridRows(torch.zeros(4, 3), 1.0)
+    with pytest.raises(ValueError, match="rows_per_bandwidth"):
+        GridRows(torch.zeros(4, 2), 1.0, rows_per_bandwidth=0)
+    with pytest.raises(ValueError, match="flat"):
+        GridRows(torch.zeros(4, 2), 1.0).windows(torch.zeros(1, 2), 1.0, "gaussian")
+
+
+def test_grid_rows_per_bandwidth_from_the_window_size():
+    """None: round(sqrt(W / 23)) rows per bandwidth, W = pi x the points' mean cell count (cells of side
+    bandwidth): 5 cells of 200 points give W = 200 pi and 5 rows; denser data more rows, capped at 128."""
+    from deepfit.cluster.grid import mean_window_estimate
+    rng = np.random.default_rng(21)
+    blocks = []
+    for i in range(5):                                  # block i inside the cell [3i, 3i + 1) x [0, 1)
+        b = np.array([3.0 * i, 0.0]) + rng.uniform(0.1, 0.9, size=(200, 2))
+        b[0] = [3.0 * i + 0.1, 0.1]                     # the grid's origin is (0.1, 0.1)
+        blocks.append(b)
+    X = torch.tensor(np.concatenate(blocks))
+    assert mean_window_estimate(X, 1.0, X.min(0).values) == pytest.approx(200 * math.pi, rel=1e-12)
+    assert GridRows(X, 1.0).rows_per_bandwidth == 5
+    assert GridRows(torch.cat([X] * 20), 1.0).rows_per_bandwidth == 23        # sqrt(4,000 pi / 23) ~ 23.4
+    assert GridRows(torch.zeros(150_000, 2, dtype=F64), 1.0).rows_per_bandwidth == 128     # sqrt(150k pi / 23) ~ 143
+    assert GridRows(X, 1.0, rows_per_bandwidth=7).rows_per_bandwidth == 7
+
+
+def test_grid_meanshift_one_feature_matches_sklearn():
+    rng = np.random.default_rng(20)
+    X = np.concatenate([rng.normal(0, 1, 300), rng.normal(8, 1.5, 300), rng.normal(20, 0.5, 100)])[:, None]
+    ours = MeanShift(bandwidth=1.5, neighbors="grid", bin_seeding=True, dtype=F64, device="cpu").fit(X)
+    ref = SkMeanShift(bandwidth=1.5, bin_seeding=True).fit(X)
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-9)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+
+
+@pytest.mark.parametrize("d,kernel,expected", [(2, "flat", "grid"), (3, "flat", "boxtree"), (2, "gaussian", "tree"),
+                                               (16, "flat", "tree")])
 def test_auto_neighbors_beyond_dense_limit(monkeypatch, d, kernel, expected):
     from deepfit.cluster import meanshift
     X = blobs(20, k=2, d=d, std=1.0, seed=17)
@@ -216,15 +304,26 @@ def test_auto_neighbors_thresholds():
     search) switches exactly at the documented pair counts."""
     from deepfit.cluster import auto_neighbors
     assert auto_neighbors(25_000, 1000, 2) == "all"                        # 25M pairs, 2 features
-    assert auto_neighbors(25_001, 1000, 2) == "boxtree"
+    assert auto_neighbors(25_001, 1000, 2) == "grid"
+    assert auto_neighbors(25_001, 1000, 1) == "grid"
+    assert auto_neighbors(1, 4096, 2) == "all"                             # grid from 4,097 points on the CPU
+    assert auto_neighbors(488, 4096, 2) == "all"                           # 1,998,848 pairs
+    assert auto_neighbors(489, 4096, 2) == "grid"                          # 2,002,944 pairs, > 1,024 points
+    assert auto_neighbors(24_000, 1024, 2) == "all"                        # too few points for the grid first
+    assert auto_neighbors(1951, 1025, 2) == "all" and auto_neighbors(1952, 1025, 2) == "grid"
+    assert auto_neighbors(1, 4097, 2) == auto_neighbors(1, 4097, 1) == "grid"
+    assert auto_neighbors(1, 4097, 2, kernel="gaussian") == "all"
+    assert auto_neighbors(1, 4097, 3) == "all"
     assert auto_neighbors(25_001, 1000, 2, kernel="gaussian") == "tree"
-    assert auto_neighbors(25_001, 1000, 4) == "boxtree"
+    assert auto_neighbors(25_001, 1000, 3) == auto_neighbors(25_001, 1000, 4) == "boxtree"
     assert auto_neighbors(25_001, 1000, 5) == "all"                        # 1e13 pairs with > 4 features
     assert auto_neighbors(1_000_000, 1_000_000, 16) == "all"               # 1M x 1M: dense was 2.2x the tree
     assert auto_neighbors(10_000_000, 1_000_000, 16) == "all"
     assert auto_neighbors(10_000_001, 1_000_000, 16) == "tree"
     assert auto_neighbors(200_001, 1000, 2, device="cuda") == "all"        # 4G pairs off the CPU
-    assert auto_neighbors(4_000_001, 1000, 2, device="cuda") == "boxtree"
+    assert auto_neighbors(200_001, 5000, 2, device="cuda") == "all"        # no grid-first rule off the CPU
+    assert auto_neighbors(4_000_001, 1000, 2, device="cuda") == "grid"
+    assert auto_neighbors(4_000_001, 1000, 3, device="cuda") == "boxtree"
     X = blobs(20, k=2, d=16, std=1.0, seed=17)
     ms = MeanShift(bandwidth=3.0, device="cpu").fit(X)
     assert ms.neighbors_ == auto_neighbors(len(X), len(X), 16) == "all"
@@ -251,7 +350,7 @@ def test_gaussian_kernel_finds_blobs():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("neighbors", ["all", "tree", "lsh"])
+@pytest.mark.parametrize("neighbors", ["all", "tree", "lsh", "grid"])
 def test_cuda_matches_cpu(neighbors):
     X = blobs(50, k=4, std=1.0, seed=10)
     cpu = MeanShift(bandwidth=2.0, neighbors=neighbors, device="cpu", dtype=F64).fit(X)
@@ -306,6 +405,7 @@ def test_bad_input_messages(X, match):
     (dict(bandwidth=0), "bandwidth"), (dict(bandwidth=-1.0), "bandwidth"), (dict(bandwidth=float("nan")), "bandwidth"),
     (dict(kernel="epanechnikov"), "kernel"), (dict(neighbors="faiss"), "neighbors"), (dict(max_iter=0), "max_iter"),
     (dict(batch_size=0), "batch_size"), (dict(kernel="gaussian", neighbors="boxtree"), "flat"),
+    (dict(kernel="gaussian", neighbors="grid"), "flat"),
     (dict(tol=-1.0), "tol"), (dict(dtype=torch.float16), "dtype"),
 ])
 def test_bad_parameters(kw, match):

@@ -7,10 +7,11 @@ Example:
 """
 from .bandwidth import bin_seeds, estimate_bandwidth
 from .checks import ClusterInputError, check_points
+from .grid import GridRows
 from .meanshift import MeanShift, auto_neighbors, climb, mean_shift_step, merge_modes, nearest_center
 from .neighbors import AllPoints, BoxTree, LSHNeighbors, TreeNeighbors, kernel_weights, sqdist
 from .plot import plot_clusters
 
 __all__ = ["MeanShift", "auto_neighbors", "estimate_bandwidth", "bin_seeds", "ClusterInputError", "check_points", "climb",
-           "mean_shift_step", "merge_modes", "nearest_center", "AllPoints", "BoxTree", "TreeNeighbors", "LSHNeighbors",
+           "mean_shift_step", "merge_modes", "nearest_center", "AllPoints", "GridRows", "BoxTree", "TreeNeighbors", "LSHNeighbors",
            "kernel_weights", "sqdist", "plot_clusters"]

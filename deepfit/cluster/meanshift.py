@@ -20,30 +20,50 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from ..utils import default_device
 from .bandwidth import bin_seeds, estimate_bandwidth
 from .checks import ClusterInputError, check_points
+from .grid import GridRows
 from .neighbors import KERNELS, AllPoints, BoxTree, LSHNeighbors, TreeNeighbors, kernel_radius, sqdist
 
 __all__ = ["MeanShift", "auto_neighbors", "climb", "mean_shift_step", "merge_modes", "nearest_center"]
 
-NEIGHBORS = ("auto", "all", "boxtree", "tree", "lsh")
+NEIGHBORS = ("auto", "all", "grid", "boxtree", "tree", "lsh")
 # neighbors="auto": AllPoints up to this many seed x point pairs; beyond, BoxTree up to BOXTREE_MAX_DIM
 # features (in more dimensions few boxes fit inside a window: 3x slower than AllPoints at 16-D), else
 # scikit-learn's tree. With more than 4 features the dense search beat the KD-tree at every size
 # measured on the CPU (16-D blobs: 1.3x at 100k x 16k pairs, 1.2x at 1M x 52k, 2.2x at 1M x 1M; see
 # benchmarks/RESULTS.md), so there the limit (1e13 pairs) only guards against runs of days.
+# With 1 or 2 features and the flat kernel, GridRows replaces BoxTree, and on the CPU it is used from
+# more than GRID_MIN_POINTS points whatever the number of seeds, or from more than GRID_SMALL_POINTS
+# points when there are more than GRID_MIN_PAIRS seed x point pairs. Fits on the lesson's 2-D blobs,
+# grid / dense CPU time: 10k points 0.52 (grid seeds), 0.31 (every point a seed); 5k 0.58, 0.55; 3k
+# 1.24, 0.89; 2k 1.59, 0.69; 1.5k 1.79, 0.67; 1k 2.4, 1.13; and 200 points with 20k seeds 2.0: the
+# dense tiles are cheap while the points fit in one or two 4,096-point tiles.
 AUTO_DENSE_LIMIT = {"cpu": 25_000_000, "cpu_many_features": 10_000_000_000_000, "other": 4_000_000_000}
 BOXTREE_MAX_DIM = 4
+GRID_MAX_DIM = 2
+GRID_MIN_POINTS = 4096
+GRID_SMALL_POINTS = 1024
+GRID_MIN_PAIRS = 2_000_000
 
 
 def auto_neighbors(n_seeds: int, n_points: int, n_features: int, kernel: str = "flat",
                    device: str | torch.device = "cpu") -> str:
     """The window search `MeanShift(neighbors="auto")` uses for `n_seeds` seeds on `n_points` points
-    with `n_features` features: "all" up to `AUTO_DENSE_LIMIT` seed x point pairs, beyond that
-    "boxtree" (flat kernel, up to `BOXTREE_MAX_DIM` features) or "tree"."""
+    with `n_features` features. Flat kernel with up to `GRID_MAX_DIM` features, on the CPU: "grid"
+    from more than `GRID_MIN_POINTS` points, or from more than `GRID_SMALL_POINTS` points with more
+    than `GRID_MIN_PAIRS` seed x point pairs. Otherwise "all" up to `AUTO_DENSE_LIMIT` seed x point
+    pairs, beyond that "grid" (flat kernel, up to `GRID_MAX_DIM` features), "boxtree" (flat kernel, up
+    to `BOXTREE_MAX_DIM` features) or "tree"."""
     low_dim = n_features <= BOXTREE_MAX_DIM
-    limit = AUTO_DENSE_LIMIT["other" if torch.device(device).type != "cpu" else
-                             "cpu" if low_dim else "cpu_many_features"]
+    grid = kernel == "flat" and n_features <= GRID_MAX_DIM
+    cpu = torch.device(device).type == "cpu"
+    if grid and cpu and (n_points > GRID_MIN_POINTS or
+                         (n_points > GRID_SMALL_POINTS and n_seeds * n_points > GRID_MIN_PAIRS)):
+        return "grid"
+    limit = AUTO_DENSE_LIMIT["cpu" if cpu and low_dim else "cpu_many_features" if cpu else "other"]
     if n_seeds * n_points <= limit:
         return "all"
+    if grid:
+        return "grid"
     return "boxtree" if kernel == "flat" and low_dim else "tree"
 
 
@@ -68,11 +88,14 @@ class MeanShift(ClusterMixin, BaseEstimator):
             from every mode get -1.
         neighbors: which points each step looks at: "all" (exact; one matrix product per batch of
             seeds), "tree" (exact; scikit-learn's KD-tree radius search, only the points within the
-            kernel's radius), "boxtree" (exact, flat kernel only; a KD-tree in torch that adds whole
-            boxes inside a window at once: the fastest on large data), "lsh" (approximate;
-            random-projection LSH in torch), or "auto": "all" up to 25M seed x point pairs on the CPU
-            (1e13 with more than 4 features; 4G on a GPU), beyond that "boxtree" for the flat
-            kernel with up to 4 features, else "tree".
+            kernel's radius), "grid" (exact, flat kernel, 1 or 2 features; the points sorted by grid
+            row and column, whole runs of cells inside a window added from prefix sums: the fastest
+            on large 2-D data), "boxtree" (exact, flat kernel only; a KD-tree in torch that adds whole
+            boxes inside a window at once), "lsh" (approximate; random-projection LSH in torch), or
+            "auto": "grid" for the flat kernel with 1-2 features on the CPU from 4,097 points (from
+            1,025 with more than 2M seed x point pairs); otherwise "all" up to 25M seed x point pairs on the CPU (1e13 with more than 4
+            features; 4G on a GPU), beyond that "grid" (flat kernel, 1-2 features), "boxtree" (flat
+            kernel, 3-4 features) or "tree". See `auto_neighbors`.
             The gaussian kernel is cut at 3 bandwidths by "tree" and "lsh".
         batch_size: seeds per batch (default: tiles of about 1M distances on the CPU, 16M elsewhere, for
             "all"; about 4M neighbour pairs (or leaf points) for the others).
@@ -91,7 +114,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         n_iter_: the largest number of steps any seed took.
         n_seeds_: number of seeds that climbed.
         intensities_: (n_clusters,) window count (flat) or weight (gaussian) at each mode.
-        neighbors_: the neighbour search used ("all", "boxtree", "tree" or "lsh").
+        neighbors_: the neighbour search used ("all", "grid", "boxtree", "tree" or "lsh").
         n_features_in_: number of features seen by `fit`.
 
     Example:
@@ -201,8 +224,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         kind = self.neighbors
         if kind == "auto":
             kind = auto_neighbors(n_seeds, len(Xt), Xt.shape[1], self.kernel, device)
-        if kind == "boxtree" and self.kernel != "flat":
-            raise ValueError(f"neighbors='boxtree' sums flat-kernel windows only; with kernel={self.kernel!r} use "
+        if kind in ("boxtree", "grid") and self.kernel != "flat":
+            raise ValueError(f"neighbors={kind!r} sums flat-kernel windows only; with kernel={self.kernel!r} use "
                              f"neighbors='tree', 'all' or 'lsh'.")
         radius = kernel_radius(bw, self.kernel)
         if kind == "all":
@@ -211,6 +234,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
             return TreeNeighbors(Xt, radius), kind
         if kind == "boxtree":
             return BoxTree(Xt), kind
+        if kind == "grid":
+            return GridRows(Xt, bw), kind
         return LSHNeighbors(Xt, radius, n_tables=self.lsh_tables, n_projections=self.lsh_projections,
                             width=self.lsh_width, seed=self.random_state), kind
 

@@ -1,5 +1,5 @@
 """Kernel windows for mean shift: for a batch of query positions, the kernel-weighted sum of the data
-points around each and the total weight, computed three ways.
+points around each and the total weight, computed four ways.
 
 - `AllPoints`: exact; a batch of queries against every point as one distance matrix and one matrix
   product (the course's broadcasting version). Best on a GPU, or for small data.
@@ -7,6 +7,7 @@ points around each and the total weight, computed three ways.
   KD-tree (ball tree above 20 features) on the CPU, then summed in torch on the device.
 - `BoxTree`: exact, flat kernel only; a KD-tree built in torch whose nodes carry their point count
   and sum, so boxes inside a window are added whole and only points near its edge are tested.
+  (With 1 or 2 features `GridRows`, in grid.py, does the same from one sort and is faster.)
 - `LSHNeighbors`: approximate; candidates from random-projection locality-sensitive hashing written
   in torch (works on any device), then the exact distance test. Some true neighbours can be missed
   (none are added): fewer tables or narrower buckets are faster and miss more.
