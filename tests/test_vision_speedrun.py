@@ -185,7 +185,8 @@ def test_speedrun_learner_optimiser_groups_and_training(tmp_path) -> None:
     assert learn.model[0].weight.abs().sum() > 0  # whitening fitted
     learn.create_opt()
     g_w, g_b = learn.opt.param_groups
-    assert all(p.ndim > 1 for p in g_w["params"]) and all(p.ndim == 1 for p in g_b["params"])
+    assert all(p.ndim > 1 for p in g_w["params"][1:]) and all(p.ndim == 1 for p in g_b["params"])
+    assert g_w["params"][0] is learn.model[0].bias  # the whitening bias trains at the weights' rate
     assert g_w["wd"] == pytest.approx(BASE_WD) and g_b["wd"] == pytest.approx(BASE_WD / 64)
     assert g_w["nesterov"] and g_w["mom"] == 0.85 and not g_w["decouple_wd"]
     assert learn.speedrun_lrs == pytest.approx([BASE_LR * 32 / 1024, BASE_LR * 32 / 1024 * 64])
@@ -224,7 +225,22 @@ def test_bias_splitter_covers_every_parameter() -> None:
     net = AirbenchNet((8, 8, 8))
     w, b = bias_splitter(net)
     assert len(w) + len(b) == len(list(net.parameters()))
-    assert {id(p) for p in b} == {id(m.bias) for m in net.modules() if isinstance(m, (ShiftBatchNorm, PatchWhitening))}
+    assert {id(p) for p in b} == {id(m.bias) for m in net.modules() if isinstance(m, ShiftBatchNorm)}
+    assert net[0].bias in w
+
+
+def test_whitening_bias_trains_for_three_epochs_only() -> None:
+    dls = small_dls()
+    learn = speedrun_learner(dls, widths=(8, 8, 8), fast=False, lookahead=False)
+    seen = []
+
+    class Watch(Callback):
+        def after_epoch(self) -> None:
+            seen.append(learn.model[0].bias.detach().clone())
+    fit_speedrun(learn, 5, lrs=[0.3, 0.3 * 64], cbs=Watch())
+    assert not torch.equal(seen[1], seen[2])  # epoch 2 still trains it
+    assert torch.equal(seen[2], seen[3]) and torch.equal(seen[3], seen[4])
+    assert learn.model[0].bias.requires_grad  # given back after the fit
 
 
 def test_whitening_images_are_a_random_normalised_sample() -> None:

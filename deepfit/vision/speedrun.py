@@ -5,8 +5,9 @@ The pieces, each a deepfit part that also works on its own:
 
 * `AirbenchNet` (`deepfit.vision.models`): patch-whitening first layer set from the training images,
   three conv groups, batch norms with a learned shift only, partial-identity initialisation.
-* Nesterov SGD (momentum 0.85) with L2 weight decay, the biases in their own parameter group with a
-  64x larger learning rate (and a 64x smaller decay), label smoothing 0.2, batches of 1,024.
+* Nesterov SGD (momentum 0.85) with L2 weight decay, the batch norms' shifts in their own parameter
+  group with a 64x larger learning rate (and a 64x smaller decay), the whitening layer's bias trained
+  for 3 epochs only (`FreezeWhiteningBias`), label smoothing 0.2, batches of 1,024.
 * A triangular learning-rate schedule (`speedrun_schedule`): from 0.2x up to the peak at 23% of the
   steps, then linearly down to 0.07x.
 * `Lookahead` (every 5 steps, a pull that grows to 0.95**5), `AlternatingFlip` and 2-pixel random
@@ -44,10 +45,10 @@ from ..optim import SGD
 from ..utils import listify
 from .callbacks import AlternatingFlip, ChannelsLast
 from .learner import VisionLearner, hflip
-from .models.airbench import AirbenchNet
+from .models.airbench import AirbenchNet, PatchWhitening, ShiftBatchNorm
 
 __all__ = ["speedrun_learner", "fit_speedrun", "speedrun_schedule", "speedrun_tta", "speedrun_tta_tfms", "translate",
-           "bias_splitter", "whitening_images"]
+           "bias_splitter", "whitening_images", "FreezeWhiteningBias"]
 
 #: The paper's learning rate for the mean loss at 1,024 images a batch (11.5 / (1 + 1 / (1 - 0.85))).
 BASE_LR = 1.5
@@ -65,10 +66,29 @@ def cpu_has_bf16() -> bool:
 
 
 def bias_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
-    """Two layer groups: the weights (tensors of 2 or more dimensions), then the biases and other
-    1-d parameters (batch-norm shifts)."""
-    params = [p for p in model.parameters()]
-    return [[p for p in params if p.ndim > 1], [p for p in params if p.ndim <= 1]]
+    """Two layer groups: every parameter but the batch norms' shifts, then those shifts (biases), to
+    which the recipe gives 64x the learning rate."""
+    norm_types = (ShiftBatchNorm, nn.modules.batchnorm._BatchNorm)
+    shifts = [m.bias for m in model.modules() if isinstance(m, norm_types) and getattr(m, "bias", None) is not None]
+    ids = {id(p) for p in shifts}
+    return [[p for p in model.parameters() if id(p) not in ids], shifts]
+
+
+class FreezeWhiteningBias(Callback):
+    """Train the bias of the patch-whitening layer(s) for the first `epochs` epochs only (the recipe: 3)."""
+
+    def __init__(self, epochs: int = 3) -> None:
+        self.epochs = int(epochs)
+
+    def before_epoch(self) -> None:
+        for m in self.learner.model.modules():
+            if isinstance(m, PatchWhitening):
+                m.bias.requires_grad_(self.learner.epoch < self.epochs)
+
+    def after_fit(self) -> None:
+        for m in self.learner.model.modules():
+            if isinstance(m, PatchWhitening):
+                m.bias.requires_grad_(True)
 
 
 def whitening_images(dls: DataLoaders, n: int = 5000, seed: int | None = 0) -> torch.Tensor:
@@ -96,8 +116,8 @@ def speedrun_learner(dls: DataLoaders, widths: Sequence[int] = (64, 256, 256), l
             loader `RandomCrop(padding=2)` and no random `Flip` (`AlternatingFlip` does the flips).
         widths: channels of the net's three groups.
         lr: peak learning rate of the weights for the mean loss (default `BASE_LR` x batch size / 1024);
-            the biases get `lr * bias_scale`.
-        wd: L2 weight decay of the weights (the biases: `wd / bias_scale`).
+            the batch norms' shifts get `lr * bias_scale`.
+        wd: L2 weight decay of the weights (the shifts: `wd / bias_scale`).
         mom: Nesterov momentum.
         label_smoothing: of the cross-entropy loss.
         lookahead, alternating_flip: add `Lookahead()` and `AlternatingFlip(seed)`.
@@ -111,7 +131,7 @@ def speedrun_learner(dls: DataLoaders, widths: Sequence[int] = (64, 256, 256), l
     model = AirbenchNet(widths, n_out=dls.c, n_in=dls.train.tensors[0].shape[1])
     model.init_whitening(whitening_images(dls, n_whiten, seed).cpu())
     lr = BASE_LR * dls.train.bs / 1024 if lr is None else float(lr)
-    cbs = []
+    cbs: list[Callback] = [FreezeWhiteningBias(3)]
     if lookahead:
         cbs.append(Lookahead())
     if alternating_flip:
