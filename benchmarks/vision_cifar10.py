@@ -10,6 +10,10 @@ Modes (each prints a small table and a JSON line with every number):
   training set (or `--n-train` images of it), flips + 4-pixel pad-and-crop on the batch, channels-last
   and bf16 autocast (`--no-fast` for fp32); test accuracy plain and with test-time augmentation
   (flip), wall time of the decoding and of the training.
+* `speedrun`: the CIFAR-10 speed-record recipe (`deepfit.vision.speedrun`: AirbenchNet, `--widths` of its
+  3 groups, default 64 256 256) with `fit_speedrun(--epochs)` at `--bs 1024`, tested once at the end (plain
+  and with the recipe's TTA); the time from the cache to the TTA result. `--random-flip`, `--no-lookahead`
+  switch parts off.
 * `speed`: the same model and data trained by `Learner.fit_one_cycle` and by a hand-written loop
   (torch `AdamW` + `OneCycleLR`, the same batches through the same augmentation function, the same
   validation each epoch); runs alternate, `--repeats` each, median images/s and CPU time.
