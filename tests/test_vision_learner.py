@@ -240,8 +240,12 @@ def test_tta_averages_plain_and_flipped_predictions():
     with torch.no_grad():
         vflip = torch.softmax(learn.model(x.flip(-2)), 1)
     assert torch.allclose(preds3, 0.25 * plain + 0.75 * (flipped + vflip) / 2, atol=1e-5)
+    preds_w, _ = learn.tta(tfms=[hflip, lambda t: t.flip(-2)], beta=0.25, weights=[3, 1])
+    assert torch.allclose(preds_w, 0.25 * plain + 0.75 * (3 * flipped + vflip) / 4, atol=1e-5)
     with pytest.raises(ValueError, match="beta"):
         learn.tta(beta=2)
+    with pytest.raises(ValueError, match="one non-negative weight per transform"):
+        learn.tta(weights=[1, 1])
 
 
 def test_channels_last_and_bf16_mixed_precision_train():

@@ -238,7 +238,8 @@ class VisionLearner(Learner):
         self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, wd=wd, cbs=cbs)
 
     def tta(self, dl: DataLoader | None = None, tfms: Sequence[Callable[[torch.Tensor], torch.Tensor]] | None = None,
-            n: int = 1, beta: float = 0.5) -> tuple[torch.Tensor, torch.Tensor | None]:
+            n: int = 1, beta: float = 0.5, weights: Sequence[float] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Test-time augmentation: predictions on `dl` (default validation) averaged with predictions
         on augmented copies of its images.
 
@@ -250,6 +251,8 @@ class VisionLearner(Learner):
             n: passes per transform.
             beta: weight of the plain predictions: `beta * plain + (1 - beta) * mean(augmented)`.
                 0.5 with the default flip is the classic average of an image and its mirror.
+            weights: relative weight of each transform in the augmented mean (default: equal), e.g.
+                `[2, 1, 1]` counts the first transform's predictions twice without computing them twice.
 
         Returns:
             `(probabilities, targets)`.
@@ -265,11 +268,15 @@ class VisionLearner(Learner):
         tfms = [hflip] if tfms is None else list(tfms)
         if not tfms:
             return plain, targs
+        w = [1.0] * len(tfms) if weights is None else [float(v) for v in weights]
+        if len(w) != len(tfms) or any(not v >= 0 for v in w) or sum(w) <= 0:
+            raise ValueError(f"`weights` must give one non-negative weight per transform ({len(tfms)}), not all "
+                             f"zero; received weights={weights!r}.")
         aug = torch.zeros_like(plain)
-        for tfm in tfms:
+        for tfm, wt in zip(tfms, w):
             for _ in range(n):
-                aug += self.get_preds(_with_input_tfm(dl, tfm))[0]
-        aug /= len(tfms) * n
+                aug += wt * self.get_preds(_with_input_tfm(dl, tfm))[0]
+        aug /= sum(w) * n
         return beta * plain + (1 - beta) * aug, targs
 
     def interpret(self, dl: DataLoader | None = None) -> Any:

@@ -48,7 +48,7 @@ from .learner import VisionLearner, hflip
 from .models.airbench import AirbenchNet, PatchWhitening, ShiftBatchNorm
 
 __all__ = ["speedrun_learner", "fit_speedrun", "speedrun_schedule", "speedrun_tta", "speedrun_tta_tfms", "translate",
-           "bias_splitter", "whitening_images", "FreezeWhiteningBias"]
+           "bias_splitter", "whitening_images", "FreezeWhiteningBias", "SPEEDRUN_TTA_WEIGHTS"]
 
 #: The paper's learning rate for the mean loss at 1,024 images a batch (11.5 / (1 + 1 / (1 - 0.85))).
 BASE_LR = 1.5
@@ -182,16 +182,20 @@ def translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 def speedrun_tta_tfms() -> list[Callable[[torch.Tensor], torch.Tensor]]:
-    """The test-time transforms of the records, for `learn.tta(tfms=..., beta=0.25)`: the mirror image
-    (listed twice, so that it weighs as much as the plain image) and the plain and mirror images shifted
-    by one pixel up-left and down-right: weights 1/4, 1/4 and 1/8 each for the other four."""
+    """The test-time transforms of the records, for `learn.tta(tfms=..., weights=SPEEDRUN_TTA_WEIGHTS,
+    beta=0.25)`: the mirror image, then the plain and mirror images shifted by one pixel down-right and
+    up-left. With those weights: 1/4 for the plain and the mirror image, 1/8 for each of the other four."""
     def shift(dy: int, dx: int, flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
         def tfm(x: torch.Tensor) -> torch.Tensor:
             return translate(hflip(x) if flip else x, dy, dx)
         return tfm
-    return [hflip, hflip, shift(1, 1, False), shift(1, 1, True), shift(-1, -1, False), shift(-1, -1, True)]
+    return [hflip, shift(1, 1, False), shift(1, 1, True), shift(-1, -1, False), shift(-1, -1, True)]
+
+
+#: Relative weights of `speedrun_tta_tfms()` in the augmented mean (the mirror counts as much as the plain image).
+SPEEDRUN_TTA_WEIGHTS = (2.0, 1.0, 1.0, 1.0, 1.0)
 
 
 def speedrun_tta(learn: VisionLearner, dl: DataLoader | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`learn.tta` with `speedrun_tta_tfms()`: (probabilities, targets) on `dl` (default validation)."""
-    return learn.tta(dl, tfms=speedrun_tta_tfms(), beta=0.25)
+    return learn.tta(dl, tfms=speedrun_tta_tfms(), beta=0.25, weights=SPEEDRUN_TTA_WEIGHTS)
