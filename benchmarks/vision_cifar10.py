@@ -54,32 +54,12 @@ sys.path.insert(0, str(REPO))
 
 from deepfit import DataLoader, Learner, MixedPrecision, accuracy, set_seed  # noqa: E402
 from deepfit.losses import CrossEntropyLoss  # noqa: E402
-from deepfit.vision import ChannelsLast, Flip, ImageDataLoaders, vision_learner  # noqa: E402
+from deepfit.vision import ChannelsLast, Flip, ImageDataLoaders, RandomCrop, vision_learner  # noqa: E402
 from deepfit.vision.augment import BatchTransform  # noqa: E402
 from deepfit.vision.models import FastNet, resnet20  # noqa: E402
 
 DATA = Path(os.environ.get("DEEPFIT_DATA", REPO.parent / "shared" / "data")) / "cifar10"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-class PadCrop(BatchTransform):
-    """Shift each image by a random whole number of pixels in [-pad, pad] in both directions,
-    reflecting at the border (the usual CIFAR "pad 4 and crop 32", exact: no resampling)."""
-
-    def __init__(self, pad: int = 4) -> None:
-        self.pad = int(pad)
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        n, _, h, w = x.shape
-        p = self.pad
-        xp = F.pad(x, (p, p, p, p), mode="reflect")
-        dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=x.device)
-        dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=x.device)
-        rows = dy[:, None] + torch.arange(h, device=x.device)  # (n, h)
-        cols = dx[:, None] + torch.arange(w, device=x.device)  # (n, w)
-        nn_ = torch.arange(n, device=x.device)[:, None, None]
-        out = xp.permute(0, 2, 3, 1)[nn_, rows[:, :, None], cols[:, None, :]]  # (n, h, w, c)
-        return out.permute(0, 3, 1, 2).contiguous()
 
 
 def cpu_s(children: bool = False) -> float:
@@ -135,7 +115,7 @@ def make_fastnet(args: argparse.Namespace) -> nn.Module:
 
 # ---- accuracy ------------------------------------------------------------------------------------------
 def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
-    dls, load_s = cifar_dls(args, [Flip(), PadCrop(4)])
+    dls, load_s = cifar_dls(args, [Flip(), RandomCrop(padding=4)])
     set_seed(args.seed)
     learn = Learner(dls, make_fastnet(args), loss_func=CrossEntropyLoss(label_smoothing=args.label_smoothing),
                     metrics=accuracy, wd=args.wd, cbs=fast_cbs(args), progress=False)
@@ -160,7 +140,7 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
 def run_speedrun(args: argparse.Namespace) -> dict[str, Any]:
     """Everything from the decoded-image cache to the test accuracy, timed as one: the data (read from the
     cache, or decoded), the whitening fit, `fit_speedrun`, and the test with and without TTA."""
-    from deepfit.vision import RandomCrop, fit_speedrun, speedrun_learner, speedrun_tta
+    from deepfit.vision import fit_speedrun, speedrun_learner, speedrun_tta
     t0, c0 = time.perf_counter(), cpu_s()
     dls, load_s = cifar_dls(args, [RandomCrop(padding=2)])
     learn = speedrun_learner(dls, widths=tuple(args.widths[:3]), fast=args.fast, seed=args.seed,
@@ -228,7 +208,7 @@ def hand_loop(model: nn.Module, dls: ImageDataLoaders, epochs: int, lr: float, w
 
 
 def run_speed(args: argparse.Namespace) -> dict[str, Any]:
-    dls, _ = cifar_dls(args, [Flip(), PadCrop(4)])
+    dls, _ = cifar_dls(args, [Flip(), RandomCrop(padding=4)])
     rows: dict[str, list[tuple[float, float]]] = {"deepfit": [], "hand": []}
     final: dict[str, Any] = {}
     for r in range(-1, args.repeats):  # run -1 warms up both sides (oneDNN kernels, caches); not timed
@@ -323,7 +303,7 @@ def _stats(root: Path) -> tuple[list[float], list[float]]:
 
 # ---- transfer learning -----------------------------------------------------------------------------------
 def run_transfer(args: argparse.Namespace) -> dict[str, Any]:
-    full, _ = cifar_dls(argparse.Namespace(**{**vars(args), "n_train": None, "n_valid": None}), [Flip(), PadCrop(4)])
+    full, _ = cifar_dls(argparse.Namespace(**{**vars(args), "n_train": None, "n_valid": None}), [Flip(), RandomCrop(padding=4)])
     x, y = full.train.tensors
     xv, yv = full.valid.tensors
     target = [CLASSES.index("cat"), CLASSES.index("dog")]
@@ -343,7 +323,7 @@ def run_transfer(args: argparse.Namespace) -> dict[str, Any]:
     # 1. pre-train resnet20 on the 8 other classes
     xs, ys = pick(x, y, source, args.pre_per_class)
     xsv, ysv = pick(xv, yv, source, 100)
-    pre = ImageDataLoaders.from_arrays(xs, ys, valid_x=xsv, valid_y=ysv, bs=args.bs, batch_tfms=[Flip(), PadCrop(4)],
+    pre = ImageDataLoaders.from_arrays(xs, ys, valid_x=xsv, valid_y=ysv, bs=args.bs, batch_tfms=[Flip(), RandomCrop(padding=4)],
                                        seed=0)
     set_seed(args.seed)
     t = time.perf_counter()
@@ -357,7 +337,7 @@ def run_transfer(args: argparse.Namespace) -> dict[str, Any]:
     xt, yt = pick(x, y, target, 100)
     xtv, ytv = pick(xv, yv, target, args.ft_test_per_class)
     small = ImageDataLoaders.from_arrays(xt, yt, valid_x=xtv, valid_y=ytv, classes=["cat", "dog"], bs=32,
-                                         batch_tfms=[Flip(), PadCrop(4)], seed=0)
+                                         batch_tfms=[Flip(), RandomCrop(padding=4)], seed=0)
     out = {}
     for name, pretrained in (("fine_tune from 8 classes", weights), ("from scratch", False)):
         set_seed(args.seed)
