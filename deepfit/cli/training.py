@@ -166,8 +166,10 @@ def standard_train(app: "Application", args: argparse.Namespace, run: RunDir, pr
     learn = prepared.learn
     quiet_learner(learn, console)
     lr: Any = args.lr
-    n_find = args.lr_find_iters if fit is None else 0
-    if lr == "auto" and n_find == 0 and fit is None:
+    n_find = args.lr_find_iters
+    if fit is not None:  # a recipe with its own rates: no sweep
+        n_find = 0
+    elif lr == "auto" and n_find == 0:
         n_find = 100
     saved = _saved_lr(run) if getattr(args, "resume", False) else None
     if saved is not None:  # resuming: the same lr as the interrupted run, no new sweep

@@ -251,7 +251,8 @@ class VisionApp(Application):
             from ..vision.speedrun import fit_speedrun
 
             def fit(learn: Any, lr: Any, cbs: list, fit_kw: dict) -> None:
-                lrs = None if lr == "auto" else [float(lr), float(lr) * 64]
+                # --lr sets the weights' peak rate; the shifts keep the recipe's ratio to it
+                lrs = None if lr == "auto" else [float(lr) * r / learn.speedrun_lrs[0] for r in learn.speedrun_lrs]
                 fit_speedrun(learn, args.epochs, lrs=lrs, cbs=cbs, **fit_kw)
             return standard_train(self, args, run, prepared, console, fit=fit,
                                   schedule_caption="Learning rates of the weights and the biases (triangular), per "

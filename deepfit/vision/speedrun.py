@@ -80,15 +80,16 @@ class FreezeWhiteningBias(Callback):
     def __init__(self, epochs: int = 3) -> None:
         self.epochs = int(epochs)
 
-    def before_epoch(self) -> None:
+    def _set(self, trains: bool) -> None:
         for m in self.learner.model.modules():
             if isinstance(m, PatchWhitening):
-                m.bias.requires_grad_(self.learner.epoch < self.epochs)
+                m.bias.requires_grad_(trains)
+
+    def before_epoch(self) -> None:
+        self._set(self.learner.epoch < self.epochs)
 
     def after_fit(self) -> None:
-        for m in self.learner.model.modules():
-            if isinstance(m, PatchWhitening):
-                m.bias.requires_grad_(True)
+        self._set(True)
 
 
 def whitening_images(dls: DataLoaders, n: int = 5000, seed: int | None = 0) -> torch.Tensor:
