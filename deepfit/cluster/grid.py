@@ -15,7 +15,7 @@ import numbers
 
 import torch
 
-from .neighbors import PAIR_BUDGET
+from .neighbors import PAIR_BUDGET, flat_window_totals
 
 __all__ = ["GridRows", "mean_window_estimate"]
 
@@ -105,12 +105,8 @@ class GridRows:
                 batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sums (m, d) and counts (m,) of the points within `bandwidth` of each row of `Q` (flat kernel),
         `batch_size` rows at a time (default: about `PAIR_BUDGET` points tested per batch)."""
-        if kernel != "flat":
-            raise ValueError("GridRows sums flat-kernel windows only; use TreeNeighbors or AllPoints for "
-                             f"kernel={kernel!r}.")
-        m, d = Q.shape
-        sums = torch.zeros(m, d, dtype=torch.float64, device=Q.device)
-        counts = torch.zeros(m, dtype=torch.float64, device=Q.device)
+        sums, counts = flat_window_totals("GridRows", Q, kernel)
+        m = len(Q)
         # at most about PAIR_BUDGET / 4 (window, row) ranges a batch: a radius far above the grid's
         # bandwidth meets many rows
         most = max(1, PAIR_BUDGET // 4 // self._rows_met(float(bandwidth) * (1 + 2e-4)))

@@ -46,6 +46,17 @@ def kernel_weights(d2: torch.Tensor, bandwidth: float, kernel: str) -> torch.Ten
     return torch.exp(d2 * (-0.5 / (bandwidth * bandwidth)))
 
 
+def flat_window_totals(search: str, Q: torch.Tensor, kernel: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zeroed float64 window sums (m, d) and counts (m,) for the `m` rows of `Q`, after checking that the
+    kernel is flat (the searches that add whole boxes or runs of points can only count, not weigh)."""
+    if kernel != "flat":
+        raise ValueError(f"{search} sums flat-kernel windows only; use TreeNeighbors or AllPoints for "
+                         f"kernel={kernel!r}.")
+    m, d = Q.shape
+    return (torch.zeros(m, d, dtype=torch.float64, device=Q.device),
+            torch.zeros(m, dtype=torch.float64, device=Q.device))
+
+
 def kernel_radius(bandwidth: float, kernel: str) -> float:
     """The distance beyond which the neighbour searches ignore points."""
     return bandwidth if kernel == "flat" else GAUSSIAN_CUTOFF * bandwidth
@@ -237,12 +248,8 @@ class BoxTree:
 
     def windows(self, Q: torch.Tensor, bandwidth: float, kernel: str,
                 batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if kernel != "flat":
-            raise ValueError("BoxTree sums flat-kernel windows only; use TreeNeighbors or AllPoints for "
-                             f"kernel={kernel!r}.")
-        m, d = Q.shape
-        sums = torch.zeros(m, d, dtype=torch.float64, device=Q.device)
-        counts = torch.zeros(m, dtype=torch.float64, device=Q.device)
+        sums, counts = flat_window_totals("BoxTree", Q, kernel)
+        m = len(Q)
         s, bs = 0, batch_size or 1024
         while s < m:
             e = min(m, s + bs)
