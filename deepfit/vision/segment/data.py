@@ -31,11 +31,11 @@ from ...errors import HintedError
 from ...losses import CrossEntropyLoss
 from ...utils import check_positive, default_device
 from ..augment import BatchTransform
-from ..data import ImageBatchTransform, ImageDataLoader, ImageDataLoaders, NormalizeArg, _make_normalize, \
-    cache_fits_device, normalize_from_state
+from ..data import ImageDataLoaders
 from ..decode import RESIZE_MODES, ImageDecodeError, decode_images, default_workers, \
     failure_message
-from ..sources import ImageDataError, check_hw, get_image_files
+from ..pipeline import ImageBatchTransform, ImageDataLoader, cache_fits_device, make_normalize, normalize_from_state
+from ..sources import ImageDataError, NormalizeArg, check_hw, get_image_files
 from .augment import apply_tfms_seg, check_seg_tfms
 
 __all__ = ["SegmentationDataLoaders", "SegmentationBatchTransform", "SegmentationDataError", "read_codes",
@@ -556,7 +556,7 @@ def _from_pairs(tr_items: list[Path], tr_masks: list[Path], va_items: list[Path]
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     n_tr = len(tr_items)
     device = torch.device(default_device() if device is None else device)
-    norm = _make_normalize(normalize, xt[:n_tr], channels)
+    norm = make_normalize(normalize, xt[:n_tr], channels)
     # copied to the device once when it fits (batches index it there), else kept in pinned host memory
     kw = dict(device=device, n_inp=1, preload=cache_fits_device(xt.numel() + yt.numel(), device))
     drop_last = n_tr % bs == 1 and n_tr > bs  # a last batch of one image breaks batch norm
