@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from deepfit.callbacks import Callback, CancelFit
+from deepfit.callbacks import Callback, CancelFit, MixedPrecision
 from deepfit.optim import Adam, set_hyper
 from deepfit.schedule import one_cycle
 from deepfit.seq2seq import (Seq2SeqDataLoader, Seq2SeqDataLoaders, sacrebleu_score, teacher_forcing_schedule,
@@ -171,6 +171,8 @@ def main() -> None:
     p.add_argument("--n-layers", type=int, default=None)
     p.add_argument("--d-ff", type=int, default=None)
     p.add_argument("--min-freq", type=int, default=2)
+    p.add_argument("--bf16", action="store_true",
+                   help="train under bf16 autocast (MixedPrecision; 1.4x GRU, 1.7x Transformer per step on this CPU)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--speed-batches", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
@@ -216,7 +218,8 @@ def main() -> None:
                        if tf is not None else None}
     save()
     t0, c0 = time.time(), time.process_time()
-    learn.fit(args.max_epochs, lr, cbs=[timed])  # gradient clipping 1.0: translation_learner's default
+    cbs: list[Any] = [timed] + ([MixedPrecision(torch.bfloat16)] if args.bf16 else [])
+    learn.fit(args.max_epochs, lr, cbs=cbs)  # gradient clipping 1.0: translation_learner's default
     res["train"] = {"wall_s": time.time() - t0, "cpu_s": time.process_time() - c0, "steps": timed.steps,
                     "epochs_run": len(learn.recorder.log), "stopped_at": timed.stopped_at, "log": learn.recorder.log}
     print("train", res["train"], flush=True)

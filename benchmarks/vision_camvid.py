@@ -38,9 +38,10 @@ sys.path.insert(0, str(REPO))
 
 from deepfit import set_seed  # noqa: E402
 from deepfit import schedule as sched  # noqa: E402
+from deepfit.callbacks import MixedPrecision  # noqa: E402
 from deepfit.callbacks.core import Callback, CancelFit, CancelValidate  # noqa: E402
 from deepfit.optim import set_hyper  # noqa: E402
-from deepfit.vision import Brightness, Contrast, Flip, RandomCrop, Rotate, Zoom  # noqa: E402
+from deepfit.vision import Brightness, ChannelsLast, Contrast, Flip, RandomCrop, Rotate, Zoom  # noqa: E402
 from deepfit.vision.segment import (SegmentationDataLoaders, iou_from_confusion, plot_class_iou,
                                     segmentation_learner)  # noqa: E402
 
@@ -135,8 +136,11 @@ def main() -> None:
     p.add_argument("--max-rotate", type=float, default=10.0)
     p.add_argument("--max-zoom", type=float, default=1.2)
     p.add_argument("--budget-min", type=float, default=40.0, help="hard wall-time budget of the training, minutes")
-    p.add_argument("--class-weights", choices=["none", "median"], default="none",
-                   help="weights of the loss per class: none, or median frequency balancing")
+    p.add_argument("--class-weights", choices=["none", "median", "sqrt"], default="none",
+                   help="weights of the loss per class: none, median frequency balancing, or its square root "
+                        "(a softer balance)")
+    p.add_argument("--bf16", action="store_true", help="train under bf16 autocast (MixedPrecision)")
+    p.add_argument("--channels-last", action="store_true", help="images and weights in channels-last memory format")
     p.add_argument("--max-epochs", type=int, default=1000, help="stop after this many epochs if the budget lasts")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=42)
@@ -153,16 +157,20 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     print(f"data: {dls} decoded in {load_s:.1f} s", flush=True)
     budget = TimedOneCycle(args.budget_min * 60, args.lr)
-    weights = median_frequency_weights(dls) if args.class_weights == "median" else None
+    weights = median_frequency_weights(dls) if args.class_weights != "none" else None
+    if weights is not None and args.class_weights == "sqrt":
+        weights = [w ** 0.5 for w in weights]
     if weights is not None:
-        print("class weights (median frequency): " + ", ".join(f"{dls.codes[i]} {w:.2f}" for i, w in
+        print(f"class weights ({args.class_weights} median frequency): " + ", ".join(f"{dls.codes[i]} {w:.2f}" for i, w in
                                                              enumerate(weights) if i != dls.void), flush=True)
     learn = segmentation_learner(dls, args.arch, lr=args.lr, wd=args.wd, progress=False, metrics=[],
                                  class_weights=weights)
     n_params = sum(q.numel() for q in learn.model.parameters())
     print(f"{args.arch}: {n_params / 1e6:.1f}M parameters; 1cycle over {args.budget_min} min of wall time", flush=True)
     t = time.perf_counter()
-    learn.fit(args.max_epochs, args.lr, cbs=[budget, EpochLog()])
+    extra: list[Any] = ([MixedPrecision(torch.bfloat16)] if args.bf16 else []) + \
+        ([ChannelsLast()] if args.channels_last else [])
+    learn.fit(args.max_epochs, args.lr, cbs=[budget, EpochLog()] + extra)
     train_s = time.perf_counter() - t
     t = time.perf_counter()
     cm = learn.confusion()
@@ -175,7 +183,8 @@ def main() -> None:
                    args.arch.startswith("fc_") else f"CamVid val, {args.arch}")
     learn.show_results(n=4, fname=out / "results.png")
     res = {"arch": args.arch, "params_M": round(n_params / 1e6, 2), "size": args.size, "crop": args.crop,
-           "bs": args.bs, "lr": args.lr, "wd": args.wd, "class_weights": weights,
+           "bs": args.bs, "lr": args.lr, "wd": args.wd, "class_weights": weights, "bf16": args.bf16,
+           "channels_last": args.channels_last,
            "epochs": len(learn.recorder.log),
            "stopped_in_epoch": budget.stopped_in_epoch, "budget_min": args.budget_min,
            "train_min": round(train_s / 60, 1), "decode_s": round(load_s, 1), "eval_s": round(eval_s, 1),
