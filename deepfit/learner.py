@@ -1,7 +1,8 @@
 """The Learner: a model, its data, a loss and an optimizer, trained by one short loop with events.
 
 Read top to bottom: construction, the loop (`fit` -> epoch -> train/validate -> batch), the `fit_*`
-schedules, layer groups and freezing, prediction, and saving.
+schedules, layer groups and freezing, and saving. Evaluation and prediction (`validate`, `get_preds`,
+`predict`) are inherited from `deepfit.prediction.Prediction`.
 
 Example:
     >>> learn = Learner(dls, model, loss_func=CrossEntropyLoss(), metrics=[accuracy])
@@ -23,12 +24,12 @@ from .callbacks.core import (EVENTS, Callback, CancelBackward, CancelBatch, Canc
                              CancelTrain, CancelValidate)
 from .callbacks.schedule import SuggestedLRs
 from .data.core import DataLoader, DataLoaders
-from .losses import activation_for, decode_for
 from .metrics import Metric, to_metric
 from .optim import Adam, has_hyper, set_hyper
+from .prediction import Prediction
 from . import schedule as sched
 from .saving import read_weights, save_weights, weights_path
-from .utils import check_positive, check_wd, listify, to_device
+from .utils import check_positive, check_wd, listify
 
 __all__ = ["Learner", "params_of", "trainable_params"]
 
@@ -53,7 +54,7 @@ _FIT_LEVEL_EVENTS = frozenset({"before_fit", "after_fit", "before_epoch", "after
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
-class Learner:
+class Learner(Prediction):
     """Train a PyTorch model on `DataLoaders`.
 
     Args:
@@ -557,115 +558,6 @@ class Learner:
         self.freeze_to(0)
 
     # ---- evaluation and prediction --------------------------------------------------------------------
-    def validate(self, dl: DataLoader | None = None) -> dict[str, float]:
-        """Loss and metrics on `dl` (default the validation loader), as a dict. The model's train/eval
-        mode is left as it was."""
-        dl = dl if dl is not None else self.dls.valid
-        if dl is None:
-            raise ValueError("No validation data: pass `dl=`.")
-        if len(dl) == 0:
-            raise ValueError(f"The loader to validate on yields no batch ({getattr(dl, 'n', '?')} rows).")
-        was_training = self.model.training
-        try:
-            self._do_validate(dl)
-        finally:
-            self.model.train(was_training)
-        return self.recorder.last_valid
-
-    def get_preds(self, dl: DataLoader | None = None, with_loss: bool = False, with_input: bool = False,
-                  activation: bool = True) -> tuple[torch.Tensor, ...]:
-        """Predictions (after the loss's final activation) and targets for every row of `dl`, in row
-        order: a shuffled or `drop_last` loader (e.g. `dls.train`) is read unshuffled and whole. Batches of
-        a loader on another device are moved to the learner's (`dls.device`).
-
-        Returns:
-            `(preds, targets)`, plus the per-row losses with `with_loss` and the inputs with
-            `with_input` (inputs first). Targets are None for an unlabelled loader. The model's
-            train/eval mode is left as it was.
-        """
-        dl = dl if dl is not None else self.dls.valid
-        if dl is None:
-            raise ValueError("No loader to predict on: pass `dl=` (e.g. `learn.dls.test`).")
-        if isinstance(dl, DataLoader) and (dl.shuffle or dl.drop_last):
-            dl = copy.copy(dl)  # leaves the original's generator and position alone
-            dl.shuffle, dl.drop_last, dl._resume = False, False, None
-        self._check_device()
-        act = activation_for(self.loss_func) if activation else (lambda x: x)
-        preds, targs, losses, inputs = [], [], [], []
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad(), self._restore_mode(was_training):
-            for batch in dl:
-                # a loader built for another device (e.g. DataLoader(x_test) on the CPU) is fed to the model's
-                batch = to_device(tuple(batch), self.dls.device)
-                xb, yb = batch[: dl.n_inp], batch[dl.n_inp:]
-                out = self.model(*xb)
-                preds.append(act(out.float() if out.is_floating_point() else out))
-                if yb:
-                    targs.append(yb[0])
-                    if with_loss:
-                        losses.append(self._per_item_loss(out, *yb))
-                if with_input:
-                    inputs.append(xb)
-        res: list[Any] = []
-        if with_input:
-            res.append(tuple(torch.cat(x) for x in zip(*inputs)))
-        res += [torch.cat(preds), torch.cat(targs) if targs else None]
-        if with_loss:
-            res.append(torch.cat(losses) if losses else None)
-        return tuple(res)
-
-    def _check_device(self) -> None:
-        # one look per call (not per batch): a model left behind by `dls.to(...)` fails deep inside torch
-        p = next(self.model.parameters(), None)
-        dev = self.dls.device
-        if p is not None and (p.device.type != dev.type or (dev.index is not None and p.device.index != dev.index)):
-            raise ValueError(f"The model is on {p.device} but the data is on {dev}: move the model with "
-                             f"`learn.model.to(learn.dls.device)` (and rebuild the optimizer with "
-                             f"`learn.create_opt()` if it has state).")
-
-    @contextlib.contextmanager
-    def _restore_mode(self, training: bool) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            self.model.train(training)
-
-    def _per_item_loss(self, out: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:
-        # Compute each row's loss by calling the loss on single rows in one vectorised pass when the
-        # loss supports `reduction`, else row by row.
-        lf = self.loss_func
-        if hasattr(lf, "reduction"):
-            old = lf.reduction
-            lf.reduction = "none"
-            try:
-                l = lf(out, *yb)
-            finally:
-                lf.reduction = old
-            return l.reshape(len(out), -1).mean(1)
-        return torch.stack([lf(out[i:i + 1], *(y[i:i + 1] for y in yb)) for i in range(len(out))])
-
-    def predict(self, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """Predict one item. Applications encode the raw item through `dls.encode_item` and decode
-        the answer through `dls.decode_pred`; otherwise `item` is a tensor (or tuple of tensors)
-        for one sample.
-
-        Returns:
-            `(decoded, decoded_tensor, activated_output)`.
-        """
-        enc = getattr(self.dls, "encode_item", None)
-        xb = enc(item) if enc is not None else tuple(t.unsqueeze(0) for t in (item if isinstance(item, tuple) else (item,)))
-        xb = to_device(tuple(xb), self.dls.device)
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad(), self._restore_mode(was_training):
-            out = self.model(*xb)
-        probs = activation_for(self.loss_func)(out.float())[0]
-        dec_t = decode_for(self.loss_func)(probs)
-        dec_fn = getattr(self.dls, "decode_pred", None)
-        decoded = dec_fn(dec_t) if dec_fn is not None else dec_t
-        return decoded, dec_t, probs
-
     def summary(self, print_it: bool = True) -> str:
         """A table of the model's layers: output shape, parameter count, trainable or frozen and the
         layer group of each, from one forward pass on a training batch."""
