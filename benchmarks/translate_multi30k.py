@@ -6,7 +6,7 @@ attention 28.3 and Transformer 36.5), detokenised sacreBLEU, the training time, 
 the training tokens/second of deepfit's Learner against a hand-written loop on the same model and batches.
 
 The budget: the one-cycle learning rate and momentum (and, for the RNN, the teacher-forcing ratio: always
-for the first half, half for the next 30%, never for the last 20%) follow the fraction of the wall-clock
+for the first half, half for the next 30%, never for the last 20%; `--tf-always`, `--tf-half`) follow the fraction of the wall-clock
 budget `--budget-min` used (training and the per-epoch validation), not of a planned number of batches, and
 the fit stops at the budget (`TimedOneCycle`); the log says how many epochs and batches ran.
 
@@ -171,6 +171,10 @@ def main() -> None:
     p.add_argument("--n-layers", type=int, default=None)
     p.add_argument("--d-ff", type=int, default=None)
     p.add_argument("--min-freq", type=int, default=2)
+    p.add_argument("--tf-always", type=float, default=0.5,
+                   help="RNN: fraction of the budget with teacher forcing always (ratio 1)")
+    p.add_argument("--tf-half", type=float, default=0.3,
+                   help="RNN: the next fraction with ratio 0.5; the rest of the budget has ratio 0 (never)")
     p.add_argument("--bf16", action="store_true",
                    help="train under bf16 autocast (MixedPrecision; 1.4x GRU, 1.7x Transformer per step on this CPU)")
     p.add_argument("--threads", type=int, default=1)
@@ -209,13 +213,13 @@ def main() -> None:
         print("speed", res["speed"], flush=True)
         save()
     lr = args.lr or (2e-3 if args.arch == "transformer" else 3e-3)
-    tf = None if args.arch == "transformer" else teacher_forcing_schedule(0.5, 0.3)
+    tf = None if args.arch == "transformer" else teacher_forcing_schedule(args.tf_always, args.tf_half)
     learn = learner(dls, args, None)  # the teacher-forcing ratio follows the clock (TimedOneCycle)
     res["params"] = sum(p.numel() for p in learn.model.parameters())
     budget = args.budget_min * 60
     timed = TimedOneCycle(budget, lr, tf)
-    res["schedule"] = {"lr_max": lr, "teacher_forcing": "1 for 50%, 0.5 for 30%, 0 for 20% of the budget"
-                       if tf is not None else None}
+    res["schedule"] = {"lr_max": lr, "teacher_forcing": f"1 for {args.tf_always:.0%}, 0.5 for {args.tf_half:.0%}, 0 "
+                       f"for the rest of the budget" if tf is not None else None}
     save()
     t0, c0 = time.time(), time.process_time()
     cbs: list[Any] = [timed] + ([MixedPrecision(torch.bfloat16)] if args.bf16 else [])
