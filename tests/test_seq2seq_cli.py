@@ -130,3 +130,21 @@ def test_train_translate_bad_files(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "translate", s, t, "--max-src-len", "1", "--out", tmp_path / "r6", *TINY)
     assert_usage_error(code, err, "--max-src-len=1")
     assert not any(p.name.startswith("r") for p in tmp_path.iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("flag, expected", [("lesson", "lesson"), ("always", None)])
+def test_teacher_forcing_flag_reaches_the_learner(flag, expected, tmp_path, monkeypatch):
+    import deepfit.seq2seq as s2s
+    seen = []
+    real = s2s.translation_learner
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["teacher_forcing"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(s2s, "translation_learner", spy)
+    tr = write_pairs(tmp_path, "train", 40, 0)
+    tiny = [a if a != "2" else "1" for a in TINY]  # one epoch
+    code = main(["train", "translate", str(tr[0]), str(tr[1]), "--valid-pct", "0.2", "--teacher-forcing", flag,
+                 "--out", str(tmp_path / "run"), *tiny])
+    assert code == 0 and seen == [expected]

@@ -54,13 +54,31 @@ def test_gru_learns_reversal_with_substitution(gru_learner):
     assert res["bleu_tok"] > 80 and res["sacrebleu"] > 80 and len(res["hyps"]) == len(vs)
 
 
-def test_teacher_forcing_was_scheduled_always_half_never(gru_learner):
-    learn, _, _ = gru_learner
+def teacher_forcing_values(learn: Seq2SeqLearner) -> list[float]:
     ps = next(c for c in learn.cbs if isinstance(c, ParamScheduler) and "model.teacher_forcing" in c.scheds)
-    vals = ps.hps["model.teacher_forcing"]
+    return ps.hps["model.teacher_forcing"]
+
+
+def test_teacher_forcing_was_scheduled_always_then_half(gru_learner):
+    learn, _, _ = gru_learner
+    vals = teacher_forcing_values(learn)  # one value per training batch of the fit
     n = len(vals)
-    assert vals[0] == 1.0 and vals[n // 2] == 0.5 and vals[-1] == 0.0
+    assert vals[: n // 2] == [1.0] * (n // 2) and vals[n // 2 + 1:] == [0.5] * (n - n // 2 - 1)
+    assert learn.model.teacher_forcing == 0.5
+
+
+def test_lesson_teacher_forcing_goes_always_half_never():
+    s, t = make_pairs(64, 0)
+    dls = Seq2SeqDataLoaders.from_texts(s, t, s[:8], t[:8], bs=16, seed=0, min_freq=1, device="cpu")
+    learn = translation_learner(dls, arch="gru", emb_sz=8, n_hid=8, seed=0, progress=False, metrics=(),
+                                teacher_forcing="lesson")
+    learn.fit(3, 1e-3)  # 4 batches an epoch: 12 values, in thirds
+    assert teacher_forcing_values(learn) == [1.0] * 4 + [0.5] * 4 + [0.0] * 4
     assert learn.model.teacher_forcing == 0.0
+    always = translation_learner(dls, arch="gru", emb_sz=8, n_hid=8, progress=False, teacher_forcing=None)
+    assert not any(isinstance(c, ParamScheduler) for c in always.cbs)
+    with pytest.raises(ValueError, match="'lesson'"):
+        translation_learner(dls, arch="gru", emb_sz=8, n_hid=8, progress=False, teacher_forcing="never")
 
 
 def test_attention_of_a_reversal_looks_at_the_mirror_position(gru_learner, tmp_path):

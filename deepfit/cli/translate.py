@@ -39,7 +39,7 @@ class TranslateApp(Application):
     description = ("Train a translation model on two aligned text files: line i of TGT_FILE is the translation "
                    "of line i of SRC_FILE. Both sides are cut into words (or BPE subwords) with their own "
                    "vocabularies; a bidirectional GRU encoder with an attention decoder (the course's lesson; "
-                   "teacher forcing scheduled always -> half -> never) or a Transformer learns to translate. "
+                   "teacher forcing scheduled from always to half the time) or a Transformer learns to translate. "
                    "Validation pairs come from --valid-src/--valid-tgt or a random --valid-pct. The run "
                    "directory gets the model, metrics.csv (with the validation BLEU every epoch), plots, and a "
                    "report with BLEU (tokenised lower-cased and sacreBLEU), example translations and attention "
@@ -96,6 +96,10 @@ class TranslateApp(Application):
         m.add_argument("--max-len", type=positive_int, default=None, metavar="N",
                        help="the longest sentence, in tokens, the model translates (default: twice the longest "
                             "of the data, at least 64)")
+        m.add_argument("--teacher-forcing", choices=["default", "lesson", "always"], default="default",
+                       help="GRU/LSTM: how often the decoder reads the true previous word while training: default "
+                            "always for the first half of the fit, then half the time; lesson: always -> half -> "
+                            "never in thirds (the course's); always: every step")
         m.add_argument("--src-vectors", type=Path, default=None, metavar="FILE",
                        help="pretrained source word vectors (GloVe, word2vec or fastText .vec text file)")
         m.add_argument("--tgt-vectors", type=Path, default=None, metavar="FILE",
@@ -169,7 +173,9 @@ class TranslateApp(Application):
         try:
             learn = translation_learner(dls, arch=args.arch, emb_sz=args.emb_size, n_hid=args.n_hid,
                                         n_layers=args.n_layers, dropout=args.dropout, max_len=args.max_len,
-                                        src_vectors=vectors.get("src"), tgt_vectors=vectors.get("tgt"))
+                                        src_vectors=vectors.get("src"), tgt_vectors=vectors.get("tgt"),
+                                        teacher_forcing=None if args.teacher_forcing == "always"
+                                        else args.teacher_forcing)
         except ValueError as e:
             msg = str(e).replace("emb_sz", "--emb-size").replace("leave --emb-size out", "leave out --emb-size")
             raise CLIError(msg) from None
