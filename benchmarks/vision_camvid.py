@@ -42,8 +42,8 @@ from deepfit.callbacks import MixedPrecision  # noqa: E402
 from deepfit.callbacks.core import Callback, CancelFit, CancelValidate  # noqa: E402
 from deepfit.optim import set_hyper  # noqa: E402
 from deepfit.vision import Brightness, ChannelsLast, Contrast, Flip, RandomCrop, Rotate, Zoom  # noqa: E402
-from deepfit.vision.segment import (SegmentationDataLoaders, iou_from_confusion, plot_class_iou,
-                                    segmentation_learner)  # noqa: E402
+from deepfit.vision.segment import (SegmentationDataLoaders, iou_from_confusion, median_frequency_weights,
+                                    plot_class_iou, segmentation_learner)  # noqa: E402
 
 DATA = Path(os.environ.get("DEEPFIT_DATA", REPO.parent / "shared" / "data")) / "camvid"
 ANCHORS = {"SegNet (test, full res.)": (50.2, 88.6), "FC-DenseNet103 (test, full res.)": (66.9, 91.5)}
@@ -109,22 +109,6 @@ def make_dls(args: argparse.Namespace) -> SegmentationDataLoaders:
         batch_tfms=tfms, seed=args.seed, num_workers=args.threads, device="cpu")
 
 
-def median_frequency_weights(dls: SegmentationDataLoaders) -> list[float]:
-    """Median frequency balancing (Eigen & Fergus 2015, as SegNet trains on CamVid): the frequency of class c is
-    its pixels over all the pixels of the training images where c appears; its weight is the median frequency
-    over the classes divided by its own. Void gets 0 (it is ignored anyway)."""
-    y = dls.train.tensors[1].long()
-    counts = torch.stack([(y == c).sum(dim=(1, 2)) for c in range(dls.c)], 1).double()  # (images, codes)
-    per_image = float(y.shape[1] * y.shape[2])
-    present = (counts > 0).double().sum(0) * per_image
-    freq = counts.sum(0) / present.clamp(min=1)
-    classes = dls.class_codes
-    med = freq[classes].median()
-    w = torch.zeros(dls.c, dtype=torch.float64)
-    w[classes] = med / freq[classes].clamp(min=1e-12)
-    return w.tolist()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", default="resnet18", help="U-Net body (resnet18, resnet34...) or fc_densenet56/67/103")
@@ -157,9 +141,8 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     print(f"data: {dls} decoded in {load_s:.1f} s", flush=True)
     budget = TimedOneCycle(args.budget_min * 60, args.lr)
-    weights = median_frequency_weights(dls) if args.class_weights != "none" else None
-    if weights is not None and args.class_weights == "sqrt":
-        weights = [w ** 0.5 for w in weights]
+    weights = None if args.class_weights == "none" else median_frequency_weights(
+        dls.train.tensors[1], dls.c, dls.void, power=0.5 if args.class_weights == "sqrt" else 1.0)
     if weights is not None:
         print(f"class weights ({args.class_weights} median frequency): " + ", ".join(f"{dls.codes[i]} {w:.2f}" for i, w in
                                                              enumerate(weights) if i != dls.void), flush=True)

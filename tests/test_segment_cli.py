@@ -128,5 +128,29 @@ def test_bad_options_exit_2(tmp_path: Path, capsys):
     assert code == 2 and "is not a segmentation architecture; did you mean" in err
     code, _, err = run_cli(capsys, train_args(root, tmp_path / "run", "--class-weights", "1,2"))
     assert code == 2 and "--class-weights gives 2 weights for the 4 codes" in err
+    code, _, err = run_cli(capsys, train_args(root, tmp_path / "run", "--class-weights", "inverse"))
+    assert code == 2 and "expected median, sqrt_median or comma-separated numbers" in err
     code, _, err = run_cli(capsys, train_args(root, tmp_path / "run", "--void", "Unlabelled"))
     assert code == 2 and "--void" in err and "Unlabelled" in err
+
+
+def test_class_weights_from_the_masks_reach_the_loss(tmp_path: Path, monkeypatch):
+    import deepfit.vision.segment as seg
+    from deepfit.cli.segment import _weights
+    assert _weights("sqrt_median") == "sqrt_median" and _weights("median") == "median"
+    assert _weights("1,0.5") == [1.0, 0.5]
+    seen = []
+    real = seg.segmentation_learner
+
+    def spy(dls, arch, **kwargs):
+        learn = real(dls, arch, **kwargs)
+        seen.append((kwargs["class_weights"], learn.loss_func.weight,
+                     seg.median_frequency_weights(dls.train.tensors[1], dls.c, dls.void, 0.5)))
+        raise SystemExit(0)  # the weights are all this test needs: stop before training
+
+    monkeypatch.setattr(seg, "segmentation_learner", spy)
+    root = make_data(tmp_path)
+    with pytest.raises(SystemExit):
+        main(train_args(root, tmp_path / "run", "--class-weights", "sqrt_median"))
+    (arg, weight, expect), = seen
+    assert arg == "sqrt_median" and weight.tolist() == pytest.approx(expect)

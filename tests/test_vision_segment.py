@@ -17,8 +17,9 @@ from deepfit.vision.learner import create_body
 from deepfit.vision.models import resnet18, resnet34, resnet50
 from deepfit.vision.segment import (TIRAMISU_CONFIGS, DynamicUnet, FCDenseNet, MeanIoU, PixelAccuracy,
                                     PixelShuffleICNR, SegmentationDataError, SegmentationDataLoaders, apply_tfms_seg,
-                                    child_sizes, confusion_matrix, icnr_, iou_from_confusion, plot_class_iou,
-                                    read_codes, segmentation_loss, skip_indices, unet_learner)
+                                    child_sizes, confusion_matrix, icnr_, iou_from_confusion,
+                                    median_frequency_weights, plot_class_iou, read_codes, segmentation_loss,
+                                    skip_indices, unet_learner)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -246,6 +247,27 @@ def test_loss_ignores_void_like_torch():
     assert torch.allclose(wl(pred, targ), (nll * ww)[keep].sum() / ww[keep].sum())
     with pytest.raises(ValueError, match="one value per code"):
         segmentation_loss(4, 3, weight=[1.0, 2.0])
+
+
+def test_median_frequency_weights_by_hand(shapes: Path):
+    # image 0: class 0 x3, class 1 x1; image 1: class 0 x1, void (2) x3; class 3 never appears
+    masks = torch.tensor([[[0, 0], [0, 1]], [[0, 2], [2, 2]]])
+    # frequency = pixels / pixels of the images where the class appears: 4/8 and 1/4; median of the two 0.375
+    w = median_frequency_weights(masks, c=4, void=2)
+    assert w == pytest.approx([0.375 / 0.5, 0.375 / 0.25, 0.0, 0.0])
+    assert median_frequency_weights(masks, c=4, void=2, power=0.5) == pytest.approx([0.75 ** 0.5, 1.5 ** 0.5, 0, 0])
+    # three classes: the median is the middle frequency, and that class gets weight 1
+    m3 = torch.tensor([[[0, 0], [1, 2]], [[0, 0], [0, 0]]])  # 6/8, 1/4, 1/4 -> median 1/4
+    assert median_frequency_weights(m3, c=3) == pytest.approx([1 / 3, 1.0, 1.0])
+    with pytest.raises(ValueError, match="label maps"):
+        median_frequency_weights(masks[0], c=4)
+    # the learner computes them from the training masks
+    dls = load(shapes)
+    learn = unet_learner(dls, "simple_cnn", class_weights="sqrt_median", progress=False)
+    expect = median_frequency_weights(dls.train.tensors[1], dls.c, dls.void, power=0.5)
+    assert learn.loss_func.weight.tolist() == pytest.approx(expect) and expect[VOID] == 0.0
+    with pytest.raises(ValueError, match="'median', 'sqrt_median'"):
+        unet_learner(dls, "simple_cnn", class_weights="inverse", progress=False)
 
 
 def test_confusion_iou_and_accuracy_by_hand():

@@ -21,12 +21,15 @@ _UNET_BODIES = ("resnet18", "resnet34", "resnet50", "simple_cnn")
 _TIRAMISU = ("fc_densenet56", "fc_densenet67", "fc_densenet103")
 
 
-def _weights(text: str) -> list[float]:
-    """argparse type for --class-weights: comma-separated numbers >= 0."""
+def _weights(text: str) -> list[float] | str:
+    """argparse type for --class-weights: median, sqrt_median or comma-separated numbers >= 0."""
+    if text.strip() in ("median", "sqrt_median"):
+        return text.strip()
     try:
         vals = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1,2,0.5, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected median, sqrt_median or comma-separated numbers such as 1,2,0.5, "
+                                         f"got {text!r}") from None
     if not vals or any(not (v >= 0 and v != float("inf")) for v in vals):
         raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers >= 0, got {text!r}")
     return vals
@@ -74,8 +77,10 @@ class SegmentApp(Application):
                        help="added to an image's name to name its mask (e.g. _P: a.jpg -> a_P.png)")
         g.add_argument("--valid-images", type=Path, default=None, metavar="DIR", help="folder of validation images")
         g.add_argument("--valid-masks", type=Path, default=None, metavar="DIR", help="folder of their masks")
-        g.add_argument("--class-weights", type=_weights, default=None, metavar="W,W,...",
-                       help="a weight per code for the loss (e.g. to favour rare classes)")
+        g.add_argument("--class-weights", type=_weights, default=None, metavar="W,W,...|median|sqrt_median",
+                       help="a weight per code for the loss (e.g. to favour rare classes), or computed from the "
+                            "training masks: median (median frequency balancing) or sqrt_median (its square root, "
+                            "a softer balance)")
         im = p.add_argument_group("images")
         im.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
                         help="images and masks are fitted to this size (default: the first image's own size)")
@@ -132,7 +137,7 @@ class SegmentApp(Application):
         if dls.valid is None or dls.valid.n == 0:
             raise CLIError(f"{args.file}: no validation images; give --valid-images and --valid-masks, or raise "
                            "--valid-pct")
-        if args.class_weights is not None and len(args.class_weights) != dls.c:
+        if isinstance(args.class_weights, list) and len(args.class_weights) != dls.c:
             raise CLIError(f"--class-weights gives {len(args.class_weights)} weights for the {dls.c} codes of "
                            f"{args.codes}; give one per code")
         learn = segmentation_learner(dls, args.arch, class_weights=args.class_weights)

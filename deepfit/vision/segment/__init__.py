@@ -25,7 +25,7 @@ from .data import (SegmentationBatchTransform, SegmentationDataError, Segmentati
 from .interpret import class_colors, colorize, plot_class_iou, save_mask, show_segmentation
 from .learner import SegmentationLearner, segmentation_learner, tiramisu_learner, unet_learner
 from .metrics import (ClassIoU, ConfusionMetric, MeanIoU, PixelAccuracy, confusion_matrix, iou_from_confusion,
-                      segmentation_loss, segmentation_metrics)
+                      median_frequency_weights, segmentation_loss, segmentation_metrics)
 from .tiramisu import TIRAMISU_CONFIGS, FCDenseNet, fc_densenet56, fc_densenet67, fc_densenet103
 from .unet import DynamicUnet, PixelShuffleICNR, UnetBlock, child_sizes, icnr_, skip_indices
 
@@ -37,6 +37,6 @@ __all__ = ["SegmentationDataLoaders", "SegmentationBatchTransform", "Segmentatio
            "read_codes", "resolve_void", "apply_tfms_seg", "class_colors", "colorize", "plot_class_iou", "save_mask",
            "show_segmentation", "SegmentationLearner", "segmentation_learner", "tiramisu_learner", "unet_learner",
            "ClassIoU", "ConfusionMetric", "MeanIoU", "PixelAccuracy", "confusion_matrix", "iou_from_confusion",
-           "segmentation_loss", "segmentation_metrics", "TIRAMISU_CONFIGS", "FCDenseNet", "fc_densenet56",
-           "fc_densenet67", "fc_densenet103", "DynamicUnet", "PixelShuffleICNR", "UnetBlock", "child_sizes", "icnr_",
+           "segmentation_loss", "segmentation_metrics", "median_frequency_weights", "TIRAMISU_CONFIGS", "FCDenseNet",
+           "fc_densenet56", "fc_densenet67", "fc_densenet103", "DynamicUnet", "PixelShuffleICNR", "UnetBlock", "child_sizes", "icnr_",
            "skip_indices"]

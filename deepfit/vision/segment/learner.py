@@ -20,7 +20,8 @@ from ...callbacks.core import Callback
 from ...data.core import DataLoader
 from ...optim import Adam
 from ..learner import VisionLearner, _arch_fn, _n_in_of, load_pretrained
-from .metrics import confusion_matrix, iou_from_confusion, segmentation_loss, segmentation_metrics
+from .metrics import (confusion_matrix, iou_from_confusion, median_frequency_weights, segmentation_loss,
+                      segmentation_metrics)
 from .tiramisu import TIRAMISU_CONFIGS, FCDenseNet
 from .unet import DynamicUnet
 
@@ -144,6 +145,16 @@ class SegmentationLearner(VisionLearner):
 def _loss_and_metrics(dls: Any, n_out: int, loss_func: Callable | None, class_weights: Any,
                       metrics: Sequence[Any] | Any | None) -> tuple[Callable, Any]:
     void = getattr(dls, "void", None)
+    if isinstance(class_weights, str):
+        powers = {"median": 1.0, "sqrt_median": 0.5}
+        if class_weights not in powers:
+            raise ValueError(f"`class_weights` must be 'median', 'sqrt_median', one weight per code or None; "
+                             f"received {class_weights!r}.")
+        train = getattr(dls, "train", None)
+        if train is None or len(getattr(train, "tensors", ())) < 2:
+            raise ValueError(f"class_weights={class_weights!r} reads the training masks of `dls.train.tensors`; "
+                             "these DataLoaders have none: pass one weight per code.")
+        class_weights = median_frequency_weights(train.tensors[1], n_out, void, powers[class_weights])
     if loss_func is None:
         loss_func = segmentation_loss(n_out, void, class_weights)
     elif class_weights is not None:
@@ -165,7 +176,7 @@ def _n_out(dls: Any, n_out: int | None) -> int:
 def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "resnet34",
                  pretrained: bool | str | Path = False, *, n_out: int | None = None, n_in: int | None = None,
                  cut: int | None = None, middle_mult: float = 2.0, loss_func: Callable | None = None,
-                 class_weights: Sequence[float] | torch.Tensor | None = None,
+                 class_weights: Sequence[float] | torch.Tensor | str | None = None,
                  metrics: Sequence[Any] | Any | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: float = 1e-3, wd: float | None = 1e-2,
                  cbs: Sequence[Callback] | Callback = (), path: str | Path | None = None,
@@ -185,7 +196,8 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "resnet34",
         n_in: input channels (default the data's).
         cut, middle_mult: see `DynamicUnet`.
         loss_func: default cross entropy over the classes ignoring void (`segmentation_loss`), with optional
-            `class_weights` (one per code).
+            `class_weights`: one per code, or "median" / "sqrt_median" to compute them from the training masks
+            (`median_frequency_weights`, power 1 or 0.5; on CamVid "sqrt_median" gave the best mean IoU).
         metrics: default pixel accuracy without void and mean IoU.
         opt_func, lr, wd, cbs, path, model_dir, train_bn, moms, progress: see `Learner`.
     """
@@ -209,7 +221,7 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "resnet34",
 
 def tiramisu_learner(dls: Any, arch: str = "fc_densenet103", *, n_out: int | None = None, n_in: int | None = None,
                      drop: float = 0.2, loss_func: Callable | None = None,
-                     class_weights: Sequence[float] | torch.Tensor | None = None,
+                     class_weights: Sequence[float] | torch.Tensor | str | None = None,
                      metrics: Sequence[Any] | Any | None = None, opt_func: Callable[..., torch.optim.Optimizer] = Adam,
                      lr: float = 1e-3, wd: float | None = 1e-4, cbs: Sequence[Callback] | Callback = (),
                      path: str | Path | None = None, model_dir: str | Path = "models",

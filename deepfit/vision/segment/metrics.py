@@ -173,6 +173,34 @@ def segmentation_loss(c: int, void: int | None = None, weight: Sequence[float] |
                             ignore_index=-100 if void is None else int(void))
 
 
+def median_frequency_weights(masks: Tensor, c: int, void: int | None = None, power: float = 1.0) -> list[float]:
+    """Class weights by median frequency balancing (Eigen & Fergus 2015; SegNet trains CamVid with them).
+
+    The frequency of class k is its pixels divided by the pixels of the images in which k appears at all;
+    its weight is the median of those frequencies over the classes divided by its own, raised to `power`
+    (1: the paper's; 0.5: a softer balance that costs the large classes less). Void and classes absent from
+    every mask get 0.
+
+    Args:
+        masks: (N, H, W) integer label maps (e.g. `dls.train.tensors[1]`).
+        c: the number of codes.
+        void: the code left out (None: none).
+        power: the exponent applied to the weights.
+    """
+    y = torch.as_tensor(masks).long()
+    if y.ndim != 3:
+        raise ValueError(f"`masks` must be (N, H, W) label maps; received shape {tuple(y.shape)}.")
+    counts = torch.stack([(y == k).sum(dim=(1, 2)) for k in range(c)], 1).double()  # (images, codes)
+    present = (counts > 0).double().sum(0) * float(y.shape[1] * y.shape[2])
+    freq = counts.sum(0) / present.clamp(min=1)
+    classes = [k for k in range(c) if k != void and freq[k] > 0]
+    w = torch.zeros(c, dtype=torch.float64)
+    if classes:
+        med = torch.quantile(freq[classes], 0.5)  # the mean of the two middle ones for an even count
+        w[classes] = (med / freq[classes]) ** power
+    return w.tolist()
+
+
 def segmentation_metrics(c: int, void: int | None = None) -> list[Metric]:
     """The default metrics: pixel accuracy without void and mean IoU."""
     return [PixelAccuracy(c, void), MeanIoU(c, void)]
