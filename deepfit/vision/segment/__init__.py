@@ -38,5 +38,5 @@ __all__ = ["SegmentationDataLoaders", "SegmentationBatchTransform", "Segmentatio
            "show_segmentation", "SegmentationLearner", "segmentation_learner", "tiramisu_learner", "unet_learner",
            "ClassIoU", "ConfusionMetric", "MeanIoU", "PixelAccuracy", "confusion_matrix", "iou_from_confusion",
            "segmentation_loss", "segmentation_metrics", "median_frequency_weights", "TIRAMISU_CONFIGS", "FCDenseNet",
-           "fc_densenet56", "fc_densenet67", "fc_densenet103", "DynamicUnet", "PixelShuffleICNR", "UnetBlock", "child_sizes", "icnr_",
-           "skip_indices"]
+           "fc_densenet56", "fc_densenet67", "fc_densenet103", "DynamicUnet", "PixelShuffleICNR", "UnetBlock",
+           "child_sizes", "icnr_", "skip_indices"]
