@@ -5,10 +5,11 @@ beam 5) and reports tokenised lower-cased BLEU (the number of the PyTorch tutori
 attention 28.3 and Transformer 36.5), detokenised sacreBLEU, the training time, decoding sentences/second and
 the training tokens/second of deepfit's Learner against a hand-written loop on the same model and batches.
 
-The budget: the one-cycle learning rate and momentum (and, for the RNN, the teacher-forcing ratio: always
-for the first half, half for the next 30%, never for the last 20%; `--tf-always`, `--tf-half`) follow the fraction of the wall-clock
-budget `--budget-min` used (training and the per-epoch validation), not of a planned number of batches, and
-the fit stops at the budget (`TimedOneCycle`); the log says how many epochs and batches ran.
+The budget: the one-cycle learning rate and momentum (and, for the RNN, the teacher-forcing ratio: by
+default always for the first half, half for the next 30%, never for the last 20%; `--tf-always`, `--tf-half`
+change the shares) follow the fraction of the wall-clock budget `--budget-min` used (training and the
+per-epoch validation), not of a planned number of batches, and the fit stops at the budget
+(`TimedOneCycle`); the log says how many epochs and batches ran.
 
 Speed (`--speed-batches` > 0, before training): the same `--speed-batches` training batches, the same fresh
 model weights and the same optimizer settings (deepfit `Adam` for both), teacher forcing always, gradient

@@ -144,8 +144,8 @@ def main() -> None:
     weights = None if args.class_weights == "none" else median_frequency_weights(
         dls.train.tensors[1], dls.c, dls.void, power=0.5 if args.class_weights == "sqrt" else 1.0)
     if weights is not None:
-        print(f"class weights ({args.class_weights} median frequency): " + ", ".join(f"{dls.codes[i]} {w:.2f}" for i, w in
-                                                             enumerate(weights) if i != dls.void), flush=True)
+        shown = ", ".join(f"{dls.codes[i]} {w:.2f}" for i, w in enumerate(weights) if i != dls.void)
+        print(f"class weights ({args.class_weights} median frequency): {shown}", flush=True)
     learn = segmentation_learner(dls, args.arch, lr=args.lr, wd=args.wd, progress=False, metrics=[],
                                  class_weights=weights)
     n_params = sum(q.numel() for q in learn.model.parameters())
