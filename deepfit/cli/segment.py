@@ -23,7 +23,8 @@ _TIRAMISU = ("fc_densenet56", "fc_densenet67", "fc_densenet103")
 
 def _weights(text: str) -> list[float] | str:
     """argparse type for --class-weights: median, sqrt_median or comma-separated numbers >= 0."""
-    if text.strip() in ("median", "sqrt_median"):
+    from ..vision.segment.metrics import MEDIAN_FREQUENCY_POWERS
+    if text.strip() in MEDIAN_FREQUENCY_POWERS:
         return text.strip()
     try:
         vals = [float(v) for v in text.split(",") if v.strip()]

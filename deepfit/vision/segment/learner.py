@@ -20,8 +20,8 @@ from ...callbacks.core import Callback
 from ...data.core import DataLoader
 from ...optim import Adam
 from ..learner import VisionLearner, _arch_fn, _n_in_of, load_pretrained
-from .metrics import (confusion_matrix, iou_from_confusion, median_frequency_weights, segmentation_loss,
-                      segmentation_metrics)
+from .metrics import (MEDIAN_FREQUENCY_POWERS, confusion_matrix, iou_from_confusion, median_frequency_weights,
+                      segmentation_loss, segmentation_metrics)
 from .tiramisu import TIRAMISU_CONFIGS, FCDenseNet
 from .unet import DynamicUnet
 
@@ -146,15 +146,14 @@ def _loss_and_metrics(dls: Any, n_out: int, loss_func: Callable | None, class_we
                       metrics: Sequence[Any] | Any | None) -> tuple[Callable, Any]:
     void = getattr(dls, "void", None)
     if isinstance(class_weights, str):
-        powers = {"median": 1.0, "sqrt_median": 0.5}
-        if class_weights not in powers:
+        if class_weights not in MEDIAN_FREQUENCY_POWERS:
             raise ValueError(f"`class_weights` must be 'median', 'sqrt_median', one weight per code or None; "
                              f"received {class_weights!r}.")
         train = getattr(dls, "train", None)
         if train is None or len(getattr(train, "tensors", ())) < 2:
             raise ValueError(f"class_weights={class_weights!r} reads the training masks of `dls.train.tensors`; "
                              "these DataLoaders have none: pass one weight per code.")
-        class_weights = median_frequency_weights(train.tensors[1], n_out, void, powers[class_weights])
+        class_weights = median_frequency_weights(train.tensors[1], n_out, void, MEDIAN_FREQUENCY_POWERS[class_weights])
     if loss_func is None:
         loss_func = segmentation_loss(n_out, void, class_weights)
     elif class_weights is not None:

@@ -173,6 +173,11 @@ def segmentation_loss(c: int, void: int | None = None, weight: Sequence[float] |
                             ignore_index=-100 if void is None else int(void))
 
 
+#: The named class weightings of the segmentation learners (`class_weights=`, `--class-weights`): the power
+#: `median_frequency_weights` raises the median-frequency weights to.
+MEDIAN_FREQUENCY_POWERS = {"median": 1.0, "sqrt_median": 0.5}
+
+
 def median_frequency_weights(masks: Tensor, c: int, void: int | None = None, power: float = 1.0) -> list[float]:
     """Class weights by median frequency balancing (Eigen & Fergus 2015; SegNet trains CamVid with them).
 
